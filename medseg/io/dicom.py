@@ -40,9 +40,29 @@ logger = logging.getLogger(__name__)
 
 DICOM_SUFFIXES = {".dcm", ".dicom", ".ima", ".dic"}
 NON_DICOM_SUFFIXES = {
-    ".nii", ".gz", ".nrrd", ".nhdr", ".mha", ".mhd", ".raw", ".png", ".tif", ".tiff", ".jpg",
-    ".jpeg", ".json", ".csv", ".txt", ".md", ".pdf", ".xml", ".html", ".yaml", ".yml", ".zip",
-}  # fmt: skip
+    ".nii",
+    ".gz",
+    ".nrrd",
+    ".nhdr",
+    ".mha",
+    ".mhd",
+    ".raw",
+    ".png",
+    ".tif",
+    ".tiff",
+    ".jpg",
+    ".jpeg",
+    ".json",
+    ".csv",
+    ".txt",
+    ".md",
+    ".pdf",
+    ".xml",
+    ".html",
+    ".yaml",
+    ".yml",
+    ".zip",
+}
 LOCALIZER_TYPES = {"LOCALIZER", "SCOUT", "SURVIEW", "TOPOGRAM"}
 OPHTHALMIC_MODALITIES = {"OPT", "OP", "OPTBSV", "OPTENF"}
 GAP_FACTOR = 1.5
@@ -80,6 +100,7 @@ class SeriesInfo:
     shape: tuple[int, int, int] | None = None
     positions_mm: npt.NDArray[np.float64] | None = None
     frame_order: list[int] | None = None
+    source_files: list[Path] = field(default_factory=list)
 
     @property
     def usable(self) -> bool:
@@ -211,11 +232,17 @@ def check_series(headers: Sequence[DicomHeader]) -> SeriesInfo:
     if first.modality in OPHTHALMIC_MODALITIES and laterality in {"R", "L"}:
         laterality = "OD" if laterality == "R" else "OS"
     info = SeriesInfo(
-        patient_id=first.patient_id, study_uid=first.study_uid, series_uid=first.series_uid,
-        study_date=first.study_date, modality=first.modality, series_number=first.series_number,
-        description=first.series_description, sop_class_uid=first.sop_class_uid,
+        patient_id=first.patient_id,
+        study_uid=first.study_uid,
+        series_uid=first.series_uid,
+        study_date=first.study_date,
+        modality=first.modality,
+        series_number=first.series_number,
+        description=first.series_description,
+        sop_class_uid=first.sop_class_uid,
         laterality=laterality,
-    )  # fmt: skip
+        source_files=sorted(h.path for h in headers),
+    )
     _check_codec(info, headers)
     if any(h.samples_per_pixel != 1 for h in headers):
         info.issues.append(
@@ -394,7 +421,7 @@ def _check_spacing(
             qc.warning(
                 "nonuniform_spacing",
                 f"slice spacing varies from {steps.min():.3g} to {steps.max():.3g} mm; "
-                f"the volume is resampled to a uniform {median:.3g} mm when read",
+                f"the volume is resampled to a uniform {float(steps.mean()):.4g} mm when read",
             )
         )
     direction = positions[-1] - positions[0]
@@ -411,15 +438,15 @@ def _check_spacing(
 
 
 def _set_geometry(
-    info: SeriesInfo, positions: npt.NDArray[np.float64], iop: npt.NDArray[np.float64],
-    pixel_spacing: Sequence[float], size_cr: tuple[int, int],
-) -> None:  # fmt: skip
+    info: SeriesInfo,
+    positions: npt.NDArray[np.float64],
+    iop: npt.NDArray[np.float64],
+    pixel_spacing: Sequence[float],
+    size_cr: tuple[int, int],
+) -> None:
     normal = slice_normal(iop)
     proj = positions @ normal
-    n = len(positions)
-    if info.needs_resampling:
-        median = float(np.median(np.abs(np.diff(proj))))
-        n = round(abs(proj[-1] - proj[0]) / median) + 1
+    n = len(positions)  # non-uniform slices are resampled to the mean step, same count
     step = (positions[-1] - positions[0]) / (n - 1)
     info.affine_lps = dicom_affine_lps(iop, positions[0], pixel_spacing, step)
     info.shape = (size_cr[0], size_cr[1], n)

@@ -142,9 +142,10 @@ class Manifest(BaseModel):
     def cases_in(self, *, split: str | None = None, folds: set[int] | None = None) -> list[Case]:
         """Cases filtered by split and/or fold."""
         return [
-            c for c in self.cases
+            c
+            for c in self.cases
             if (split is None or c.split == split) and (folds is None or c.fold in folds)
-        ]  # fmt: skip
+        ]
 
 
 def _format_validation(err: ValidationError) -> str:

@@ -203,6 +203,7 @@ def synth_ct(
         lesion_labels=[ct_model.LESION_LABEL],
         patients=records,
     )  # type: ignore[arg-type]
+    _write_labels_spec(root, truth.labels, truth.lesion_labels)
     truth.save(root / "truth.json")
     return truth
 
@@ -328,6 +329,7 @@ def synth_oct(
         lesion_labels=[oct_model.IRF_LABEL, oct_model.SRF_LABEL],
         patients=records,
     )  # type: ignore[arg-type]
+    _write_labels_spec(root, truth.labels, truth.lesion_labels)
     truth.save(root / "truth.json")
     return truth
 
@@ -381,4 +383,11 @@ def _write_oct_case(
         spacing_mm=volume.spacing,
         fovea_lps_mm=tuple(float(v) for v in volume.voxel_to_lps(np.asarray(render.fovea_voxel))),  # type: ignore[arg-type]
         lesions=lesions,
+    )
+
+
+def _write_labels_spec(root: Path, labels: dict[str, str], lesion_labels: list[int]) -> None:
+    """``labels/labels.json``: label names and lesion labels, read by ``manifest build``."""
+    write_json_atomic(
+        root / "labels" / "labels.json", {"labels": labels, "lesion_labels": lesion_labels}
     )

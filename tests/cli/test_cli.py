@@ -139,8 +139,6 @@ NOT_YET = [
     "evaluate {d} --ref {d} -o {d}/e",
     "report {d} -o {d}/r",
     "demo -o {d}/demo",
-    "manifest build {d} -o {d}/m.json",
-    "manifest check {wf}",
 ]
 
 

@@ -1,0 +1,406 @@
+"""``build_manifest``: a clinical scan folder -> a manifest (cases, labels, folds, issues).
+
+Discovery: DICOM series (headers only, with series QC), NIfTI, NRRD/MHA files and PNG/TIFF stacks
+(folders with ``spacing.json``). NIfTI files may carry a BIDS-style JSON sidecar
+(``<name>.json`` with ``patient_id``, ``study_date``, ``laterality``, ``modality``). Labels come
+from ``--labels DIR`` (matched by the rules in :mod:`medseg.manifest.naming`, label names from an
+optional ``labels.json`` there) or from an explicit pairs CSV. Nothing is fatal per file: unusable
+series, unreadable and non-scan files are listed in ``skipped`` with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from medseg.errors import ConfigError, DataError
+from medseg.io import qc
+from medseg.io.dicom import SeriesInfo, find_series, iter_files
+from medseg.io.images import SIDECAR_NAME, load_sidecar
+from medseg.io.nifti import is_nifti
+from medseg.io.qc import Issue
+from medseg.io.read import DicomSeriesRef
+from medseg.io.sitk_io import is_sitk_file
+from medseg.manifest import naming
+from medseg.manifest.pairs import read_pairs
+from medseg.manifest.schema import Case, Manifest, SkippedItem
+from medseg.manifest.splits import assign_splits
+from medseg.types import PathLike
+
+logger = logging.getLogger(__name__)
+LABELS_JSON = "labels.json"
+
+
+@dataclass
+class Candidate:
+    """An image source found in the scan folder, before labels and folds (absolute paths)."""
+
+    case_id: str
+    patient_id: str
+    source: Path | DicomSeriesRef
+    stem: str
+    study_date: str | None = None
+    laterality: str | None = None
+    modality: str | None = None
+    series_uid: str | None = None
+    issues: list[Issue] = field(default_factory=list)
+
+
+@dataclass
+class BuildSummary:
+    """Counts for the build table."""
+
+    patients: int = 0
+    studies: int = 0
+    dicom_series: int = 0
+    cases: int = 0
+    labelled: int = 0
+    files_seen: int = 0
+    skipped: list[SkippedItem] = field(default_factory=list)
+
+    @property
+    def skipped_reasons(self) -> Counter[str]:
+        """How many items were skipped for each reason kind (text before the first colon)."""
+        return Counter(s.reason.split(":")[0] for s in self.skipped)
+
+
+@dataclass
+class BuildResult:
+    manifest: Manifest
+    summary: BuildSummary
+
+
+def _series_candidates(series: Sequence[SeriesInfo]) -> list[Candidate]:
+    keys = [
+        naming.SeriesKey(
+            s.patient_id, s.laterality or None, s.study_date, s.study_uid, s.series_number
+        )
+        for s in series
+    ]
+    out = []
+    for case_id, s in zip(naming.dicom_case_ids(keys), series):
+        files = [str(p) for p in s.files]
+        multiframe = len(files) == 1 and s.headers[0].is_multiframe
+        source: Path | DicomSeriesRef = (
+            Path(files[0]) if multiframe else DicomSeriesRef(series_uid=s.series_uid, files=files)
+        )
+        out.append(
+            Candidate(
+                case_id=case_id,
+                patient_id=naming.sanitize(s.patient_id or "UNKNOWN"),
+                source=source,
+                stem=naming.strip_extension(Path(files[0]).name) if multiframe else case_id,
+                study_date=s.study_date or None,
+                laterality=s.laterality if s.laterality in ("OD", "OS") else None,
+                modality=s.modality or None,
+                series_uid=s.series_uid,
+                issues=[i for i in s.issues if i.severity != "error"],
+            )
+        )
+    return out
+
+
+def _sidecar_meta(path: Path) -> dict[str, str]:
+    sidecar = path.with_name(naming.strip_extension(path.name) + ".json")
+    if not sidecar.is_file():
+        return {}
+    try:
+        data = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {
+        k: str(v)
+        for k, v in data.items()
+        if k in {"patient_id", "study_date", "laterality", "modality"}
+    }
+
+
+def _patient_from(case_id: str, meta: dict[str, str], pattern: re.Pattern[str] | None) -> str:
+    if "patient_id" in meta:
+        return naming.sanitize(meta["patient_id"])
+    if pattern is not None and (match := pattern.match(case_id)):
+        return naming.sanitize(match.group("patient"))
+    return case_id
+
+
+def _file_candidate(path: Path, pattern: re.Pattern[str] | None) -> Candidate:
+    case_id = naming.sanitize(naming.strip_extension(path.name))
+    meta = _sidecar_meta(path)
+    lat = meta.get("laterality")
+    return Candidate(
+        case_id=case_id,
+        patient_id=_patient_from(case_id, meta, pattern),
+        source=path,
+        stem=naming.strip_extension(path.name),
+        study_date=meta.get("study_date"),
+        laterality=lat if lat in ("OD", "OS") else None,
+        modality=meta.get("modality"),
+    )
+
+
+def _stack_candidate(folder: Path, pattern: re.Pattern[str] | None) -> Candidate:
+    sidecar = load_sidecar(folder)
+    case_id = naming.sanitize(folder.name)
+    meta = {"patient_id": sidecar.patient_id} if sidecar.patient_id else {}
+    return Candidate(
+        case_id=case_id,
+        patient_id=_patient_from(case_id, meta, pattern),
+        source=folder,
+        stem=folder.name,
+        study_date=sidecar.study_date,
+        laterality=sidecar.laterality,
+        modality=sidecar.modality,
+    )
+
+
+def _other_candidates(
+    files: Sequence[Path], pattern: re.Pattern[str] | None, skipped: list[SkippedItem]
+) -> list[Candidate]:
+    stacks = sorted({p.parent for p in files if p.name == SIDECAR_NAME})
+    out = [_stack_candidate(folder, pattern) for folder in stacks]
+    stack_set = set(stacks)
+    for path in files:
+        if path.parent in stack_set:
+            continue
+        name = path.name.lower()
+        if is_nifti(path) or (is_sitk_file(path) and not name.endswith(".nhdr")):
+            out.append(_file_candidate(path, pattern))
+        elif name.endswith((".raw", ".zraw")) or (name.endswith(".json") and _is_sidecar(path)):
+            continue
+        elif name.endswith((".png", ".tif", ".tiff")):
+            skipped.append(
+                SkippedItem(path=str(path), reason=f"image without {SIDECAR_NAME}: no spacing")
+            )
+        else:
+            skipped.append(SkippedItem(path=str(path), reason="not a scan"))
+    return out
+
+
+def _is_sidecar(path: Path) -> bool:
+    stem = path.name[: -len(".json")]
+    return any((path.parent / f"{stem}{ext}").exists() for ext in (".nii.gz", ".nii"))
+
+
+def _under(path: Path, folder: Path | None) -> bool:
+    return folder is not None and (path == folder or folder in path.parents)
+
+
+def _label_files(labels_dir: Path) -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for path in sorted(iter_files([labels_dir])):
+        if path.name.lower().endswith(naming.LABEL_SUFFIXES):
+            found.setdefault(naming.label_key(path), path)
+    return found
+
+
+def _match_labels(
+    candidates: Sequence[Candidate], labels_dir: Path, skipped: list[SkippedItem]
+) -> dict[str, Path]:
+    available = _label_files(labels_dir)
+    per_patient = Counter(c.patient_id for c in candidates)
+    matched: dict[str, Path] = {}
+    used: set[Path] = set()
+    for c in candidates:
+        keys = [c.case_id, c.stem]
+        if per_patient[c.patient_id] == 1:
+            keys.append(c.patient_id)
+        if c.series_uid:
+            keys.append(c.series_uid)
+        for key in keys:
+            if key in available:
+                matched[c.case_id] = available[key]
+                used.add(available[key])
+                break
+    for path in sorted(set(available.values()) - used):
+        skipped.append(SkippedItem(path=str(path), reason="label without a matching image"))
+    return matched
+
+
+def _label_names(
+    labels_dir: Path | None, label_names: dict[int, str] | None, lesion_labels: Sequence[int] | None
+) -> tuple[dict[str, str], list[int]]:
+    names: dict[str, str] = {"0": "background"}
+    lesions: list[int] = []
+    spec = labels_dir / LABELS_JSON if labels_dir else None
+    if spec is not None and spec.is_file():
+        try:
+            data = json.loads(spec.read_text(encoding="utf-8"))
+            names = {str(k): str(v) for k, v in data["labels"].items()}
+            lesions = [int(v) for v in data.get("lesion_labels", [])]
+        except (ValueError, KeyError, TypeError) as err:
+            raise ConfigError(
+                f"invalid {LABELS_JSON}: expected {{'labels': {{'0': 'background', ...}}}} ({err})",
+                path=spec,
+            ) from err
+    if label_names:
+        names = {"0": "background", **{str(k): v for k, v in label_names.items()}}
+    if lesion_labels is not None:
+        lesions = list(lesion_labels)
+    return names, lesions
+
+
+def _infer_label_names(paths: Iterable[Path]) -> dict[str, str]:
+    """Label names from the values present in the label maps (``label_<v>``)."""
+    import numpy as np
+
+    from medseg.io.read import read_volume
+
+    values: set[int] = set()
+    for path in paths:
+        try:
+            values |= {int(v) for v in np.unique(read_volume(path).array)}
+        except (DataError, ValueError):
+            continue  # manifest check reports unreadable labels
+    return {"0": "background", **{str(v): f"label_{v}" for v in sorted(values - {0})}}
+
+
+def _relative(path: Path, root: Path) -> str:
+    return os.path.relpath(path, root)
+
+
+def _relative_skip(item: SkippedItem, root: Path) -> SkippedItem:
+    path = Path(item.path)
+    return SkippedItem(
+        path=_relative(path, root) if _under(path, root) else item.path, reason=item.reason
+    )
+
+
+def _to_case(c: Candidate, label: Path | None, root: Path) -> Case:
+    source = c.source
+    image: str | DicomSeriesRef = (
+        DicomSeriesRef(
+            series_uid=source.series_uid, files=[_relative(Path(f), root) for f in source.files]
+        )
+        if isinstance(source, DicomSeriesRef)
+        else _relative(source, root)
+    )
+    issues = list(c.issues)
+    if label is None:
+        issues.append(
+            qc.info("no_label", "no label map found; the case is used for inference only")
+        )
+    return Case(
+        case_id=c.case_id,
+        patient_id=c.patient_id,
+        study_date=c.study_date,
+        laterality=c.laterality,  # type: ignore[arg-type]
+        modality=c.modality,
+        images={"image": image},
+        label=None if label is None else _relative(label, root),
+        issues=issues,
+    )
+
+
+def _skip_series(series: Sequence[SeriesInfo], skipped: list[SkippedItem]) -> None:
+    for s in series:
+        errors = [i for i in s.issues if i.severity == "error"]
+        where = str(s.source_files[0].parent)
+        text = "; ".join(f"{i.code}: {i.message}" for i in errors)
+        skipped.append(
+            SkippedItem(path=where, reason=f"unusable DICOM series {s.series_number}: {text}")
+        )
+
+
+def _discover(
+    scan_dir: Path, labels_dir: Path | None, pattern: re.Pattern[str] | None, summary: BuildSummary
+) -> list[Candidate]:
+    discovery = find_series(scan_dir)
+    summary.files_seen = discovery.n_files
+    series = [s for s in discovery.series if not any(_under(h.path, labels_dir) for h in s.headers)]
+    summary.dicom_series = len(series)
+    _skip_series([s for s in series if not s.usable], summary.skipped)
+    for path, reason in discovery.unreadable:
+        summary.skipped.append(SkippedItem(path=str(path), reason=f"unreadable DICOM: {reason}"))
+    others = [p for p in discovery.non_dicom if not _under(p, labels_dir)]
+    candidates = _series_candidates([s for s in series if s.usable])
+    candidates += _other_candidates(others, pattern, summary.skipped)
+    return candidates
+
+
+def build_manifest(
+    scan_dir: PathLike,
+    output: PathLike,
+    *,
+    name: str | None = None,
+    labels_dir: PathLike | None = None,
+    pairs_csv: PathLike | None = None,
+    n_folds: int = 5,
+    seed: int = 0,
+    test_fraction: float = 0.0,
+    label_names: dict[int, str] | None = None,
+    lesion_labels: Sequence[int] | None = None,
+    patient_pattern: str | None = None,
+) -> BuildResult:
+    """Discover scans under ``scan_dir`` and build (not save) a manifest for ``output``.
+
+    Args:
+        scan_dir: the clinical export (``data_root`` of the manifest).
+        output: where the manifest will be saved (paths are made relative to ``scan_dir`` and
+            ``data_root`` relative to this file's folder).
+        name: manifest name (default: output file stem).
+        labels_dir: folder of label maps named by the pairing rules.
+        pairs_csv: explicit ``image,label[,case_id,patient_id,study_date,laterality]`` CSV.
+        n_folds: patient-level cross-validation folds.
+        seed: fold shuffling seed.
+        test_fraction: fraction of labelled patients held out as the test split.
+        label_names: ``{value: name}`` (default: ``labels.json`` in ``labels_dir``).
+        lesion_labels: label values whose components are lesions.
+        patient_pattern: regex with a ``(?P<patient>...)`` group to get patient ids from file names.
+
+    Raises:
+        ConfigError: bad options (pattern, CSV columns, folds); DataError: no scans found.
+    """
+    root = Path(scan_dir).resolve()
+    labels_path = None if labels_dir is None else Path(labels_dir).resolve()
+    if labels_path is not None and pairs_csv is not None:
+        raise ConfigError("give either --labels or --pairs, not both")
+    try:
+        pattern = re.compile(patient_pattern) if patient_pattern else None
+    except re.error as err:
+        raise ConfigError(f"invalid --patient-pattern: {err}") from err
+    if pattern is not None and "patient" not in pattern.groupindex:
+        raise ConfigError("--patient-pattern needs a named group (?P<patient>...)")
+    summary = BuildSummary()
+    if pairs_csv is not None:
+        candidates, labels = read_pairs(Path(pairs_csv), root, summary.skipped)
+    else:
+        candidates = _discover(root, labels_path, pattern, summary)
+        labels = _match_labels(candidates, labels_path, summary.skipped) if labels_path else {}
+    if not candidates:
+        raise DataError(
+            "no usable scans found", path=root, hint="see the skipped files listed above"
+        )
+    names, lesions = _label_names(labels_path, label_names, lesion_labels)
+    if len(names) == 1 and labels:
+        names = _infer_label_names(labels.values())
+    candidates.sort(key=lambda c: c.case_id)
+    cases = [_to_case(c, labels.get(c.case_id), root) for c in candidates]
+    cases = assign_splits(cases, n_folds=n_folds, seed=seed, test_fraction=test_fraction)
+    out_dir = Path(output).resolve().parent
+    summary.skipped = [_relative_skip(item, root) for item in summary.skipped]
+    manifest = Manifest(
+        name=name or naming.strip_extension(Path(output).name).removesuffix(".json"),
+        data_root=_relative(root, out_dir),
+        labels=names,
+        lesion_labels=lesions,
+        n_folds=n_folds,
+        cases=cases,
+        skipped=summary.skipped,
+    )
+    summary.patients = len({c.patient_id for c in cases})
+    summary.studies = len({(c.patient_id, c.study_date) for c in cases})
+    summary.cases, summary.labelled = len(cases), sum(1 for c in cases if c.label)
+    logger.info(
+        "manifest %s: %d cases (%d labelled), %d skipped",
+        manifest.name,
+        summary.cases,
+        summary.labelled,
+        len(summary.skipped),
+    )
+    return BuildResult(manifest, summary)

@@ -1,0 +1,1 @@
+"""MONAI dictionary transforms and the train/eval pipelines built from a resolved workflow."""
