@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import uuid
 from collections.abc import Iterator
@@ -72,9 +73,20 @@ def write_bytes_atomic(path: PathLike, data: bytes) -> Path:
     return Path(path)
 
 
+def jsonable(obj: Any) -> Any:
+    """``obj`` with NaN/inf floats replaced by ``None`` (strict JSON has no NaN)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    return obj
+
+
 def write_json_atomic(path: PathLike, obj: Any, *, indent: int = 2) -> Path:
-    """Serialise ``obj`` as JSON to ``path`` atomically; return the path."""
-    return write_text_atomic(path, json.dumps(obj, indent=indent, sort_keys=False) + "\n")
+    """Serialise ``obj`` as strict JSON (NaN -> null) to ``path`` atomically; return the path."""
+    return write_text_atomic(path, json.dumps(jsonable(obj), indent=indent, sort_keys=False) + "\n")
 
 
 def ensure_output_dir(path: PathLike, *, what: str = "output folder") -> Path:

@@ -1,0 +1,1 @@
+"""Workflow configuration: schema, loading with overrides, and planning (``auto`` -> values)."""

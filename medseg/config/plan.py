@@ -1,0 +1,282 @@
+"""``plan``: resolve every ``auto`` of a workflow from the dataset fingerprint (nnU-Net's rules).
+
+* target spacing: the median spacing; for anisotropic data (the coarse axis more than 3x the
+  others, in spacing and in voxels) the coarse axis takes the 10th percentile instead.
+  In 2D the slice axis (the coarsest) is never resampled.
+* topology: pool an axis while its spacing is within 2x of the finest and its feature map stays
+  >= 8 voxels; convolution kernels are 1 along axes still much coarser than the finest (so an
+  anisotropic CT gets in-plane-only pooling and kernels first); at most 5 (3D) / 6 (2D) pools.
+* patch size: the median image at the target spacing, made divisible by the pooling, shrunk along
+  its relatively largest axis until the memory estimate fits the budget; batch size: what else
+  fits (3D at least 2, at most 8; 2D at most 64 and 5 % of the dataset's voxels per batch).
+* normalisation: ``ct`` for CT (dataset foreground percentiles, mean, sd), ``oct`` for OPT,
+  ``zscore`` otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+
+import numpy as np
+
+from medseg.config.schema import AUTO, PlanInfo, ResolvedWorkflow, WorkflowConfig
+from medseg.manifest.fingerprint import Fingerprint
+from medseg.manifest.schema import Manifest
+
+ANISOTROPY = 3.0
+MIN_FEATURE_MAP = 4
+MAX_POOLS = {2: 6, 3: 5}
+MAX_FILTERS = {2: 512, 3: 320}
+BYTES_PER_FEATURE = 40  # fp32 activations + gradients + norm buffers, empirical
+DEFAULT_BUDGET_GB = 8.0
+OPHTHALMIC = {"OPT", "OP", "OCT"}
+
+
+def target_spacing(fingerprint: Fingerprint) -> tuple[float, float, float]:
+    """nnU-Net's full-resolution target spacing (median, anisotropic rule on the coarse axis)."""
+    spacings = np.asarray(fingerprint.spacings, dtype=np.float64)
+    sizes = np.asarray(fingerprint.shapes, dtype=np.float64)
+    target = np.percentile(spacings, 50, axis=0)
+    size = np.percentile(sizes, 50, axis=0)
+    worst = int(np.argmax(target))
+    others = [i for i in range(3) if i != worst]
+    aniso_spacing = target[worst] > ANISOTROPY * max(target[others])
+    aniso_voxels = size[worst] * ANISOTROPY < min(size[others])
+    if aniso_spacing and aniso_voxels:
+        coarse = float(np.percentile(spacings[:, worst], 10))
+        target[worst] = max(coarse, max(target[others]) + 1e-5)
+    return tuple(float(v) for v in target)  # type: ignore[return-value]
+
+
+def topology(
+    spacing: Sequence[float], patch: Sequence[int], max_pools: int
+) -> tuple[list[list[int]], list[list[int]]]:
+    """DynUNet ``kernels`` and ``strides`` (first stride is 1) for a patch at ``spacing``."""
+    current_spacing = np.asarray(spacing, dtype=np.float64)
+    current_size = np.asarray(patch, dtype=np.int64)
+    kernels: list[list[int]] = []
+    strides: list[list[int]] = [[1] * len(spacing)]
+    while True:
+        finest = current_spacing.min()
+        kernels.append([3 if s / finest < 2 else 1 for s in current_spacing])
+        pool = [
+            bool(s / finest < 2 and n >= 2 * MIN_FEATURE_MAP)
+            for s, n in zip(current_spacing, current_size)
+        ]
+        if not any(pool) or len(strides) - 1 >= max_pools:
+            break
+        stride = [2 if p else 1 for p in pool]
+        strides.append(stride)
+        current_spacing = current_spacing * stride
+        current_size = current_size // stride
+    return kernels, strides
+
+
+def divisor(strides: Sequence[Sequence[int]]) -> list[int]:
+    """Per-axis factor a patch must be divisible by (product of the strides)."""
+    return [int(np.prod([s[i] for s in strides])) for i in range(len(strides[0]))]
+
+
+def memory_per_sample_gb(
+    patch: Sequence[int], strides: Sequence[Sequence[int]], filters: Sequence[int]
+) -> float:
+    """Rough training memory of one sample: sum over levels of features x voxels."""
+    voxels = float(np.prod(patch))
+    total = 0.0
+    for level, stride in enumerate(strides):
+        voxels /= float(np.prod(stride))
+        total += voxels * filters[level]
+    return total * BYTES_PER_FEATURE / 1e9
+
+
+def filters_for(n_levels: int, base: int, max_filters: int) -> list[int]:
+    return [min(base * 2**i, max_filters) for i in range(n_levels)]
+
+
+def _fit_patch(
+    median: np.ndarray,
+    spacing: Sequence[float],
+    dims: int,
+    base: int,
+    max_filters: int,
+    budget_gb: float,
+    min_batch: int,
+) -> tuple[list[int], list[list[int]], list[list[int]]]:
+    patch = np.maximum(median.astype(np.int64), 2 * MIN_FEATURE_MAP)
+    while True:
+        kernels, strides = topology(spacing, patch, MAX_POOLS[dims])
+        div = np.asarray(divisor(strides))
+        rounded = np.maximum((np.ceil(patch / div) * div).astype(np.int64), div)
+        filters = filters_for(len(strides), base, max_filters)
+        if memory_per_sample_gb(rounded, strides, filters) * min_batch <= budget_gb or np.all(
+            rounded <= div
+        ):
+            return [int(v) for v in rounded], kernels, strides
+        axis = int(np.argmax(rounded / median))
+        patch = rounded.copy()
+        patch[axis] = max(int(rounded[axis] - div[axis]), 2 * MIN_FEATURE_MAP)
+
+
+def _batch_size(
+    patch: list[int],
+    strides: list[list[int]],
+    filters: list[int],
+    budget_gb: float,
+    dims: int,
+    dataset_voxels: float,
+) -> int:
+    per_sample = memory_per_sample_gb(patch, strides, filters)
+    fits = int(budget_gb // max(per_sample, 1e-9))
+    if dims == 3:
+        return int(min(max(fits, 2), 8))
+    cap = max(2, int(0.05 * dataset_voxels / float(np.prod(patch))))
+    return int(min(max(fits, 2), 64, cap))
+
+
+def _intensity(config: WorkflowConfig, fingerprint: Fingerprint) -> dict[str, object]:
+    intensity = config.preprocess.intensity.model_dump()
+    modality = fingerprint.modality.upper()
+    if intensity["scheme"] == AUTO:
+        intensity["scheme"] = (
+            "ct" if modality == "CT" else "oct" if modality in OPHTHALMIC else "zscore"
+        )
+    stats = fingerprint.foreground_intensity[fingerprint.channels[0]]
+    if intensity["scheme"] == "ct":
+        for key, value in (
+            ("clip", (stats.p00_5, stats.p99_5)),
+            ("mean", stats.mean),
+            ("std", max(stats.std, 1e-6)),
+        ):
+            if intensity[key] in (AUTO, None):
+                intensity[key] = value
+    else:
+        for key in ("clip", "mean", "std"):
+            if intensity[key] == AUTO:
+                intensity[key] = None
+    if intensity["scheme"] == "ct_window" and intensity["window"] is None:
+        intensity["window"] = (stats.p00_5, stats.p99_5)
+    return intensity
+
+
+def plan_workflow(
+    config: WorkflowConfig,
+    fingerprint: Fingerprint,
+    manifest: Manifest,
+    *,
+    workflow_sha256: str = "",
+    manifest_sha256: str = "",
+) -> ResolvedWorkflow:
+    """Resolve every ``auto`` value; returns the frozen :class:`ResolvedWorkflow`."""
+    data = config.model_dump()
+    dims = 2 if config.task.dims == "2d" else 3
+    median_spacing = np.asarray(fingerprint.median_spacing)
+    task, pre, model, train, infer = (
+        data["task"],
+        data["preprocess"],
+        data["model"],
+        data["train"],
+        data["infer"],
+    )
+    if task["slice_axis"] == AUTO:
+        task["slice_axis"] = int(np.argmax(median_spacing)) if dims == 2 else 2
+    spacing = np.asarray(
+        pre["target_spacing"] if pre["target_spacing"] != AUTO else target_spacing(fingerprint)
+    )
+    pre["target_spacing"] = tuple(float(v) for v in spacing)
+    pre["intensity"] = _intensity(config, fingerprint)
+    axes = [i for i in range(3) if dims == 3 or i != task["slice_axis"]]
+    median_shape = np.asarray(fingerprint.median_shape) * median_spacing / spacing
+    base = 32 if model["base_filters"] == AUTO else int(model["base_filters"])
+    max_filters = MAX_FILTERS[dims] if model["max_filters"] == AUTO else int(model["max_filters"])
+    budget = (
+        DEFAULT_BUDGET_GB if train["memory_budget_gb"] == AUTO else float(train["memory_budget_gb"])
+    )
+    plane_spacing = spacing[axes]
+    if train["patch_size"] == AUTO:
+        patch, kernels, strides = _fit_patch(
+            median_shape[axes], plane_spacing, dims, base, max_filters, budget, 2
+        )
+    else:
+        patch = [int(v) for v in train["patch_size"]]
+        kernels, strides = topology(plane_spacing, patch, MAX_POOLS[dims])
+    if model["kernels"] != AUTO and model["strides"] != AUTO:
+        kernels, strides = model["kernels"], model["strides"]
+    filters = filters_for(len(strides), base, max_filters)
+    dataset_voxels = float(sum(np.prod(s) for s in fingerprint.shapes))
+    train["patch_size"] = patch
+    if train["batch_size"] == AUTO:
+        train["batch_size"] = _batch_size(patch, strides, filters, budget, dims, dataset_voxels)
+    train["memory_budget_gb"] = budget
+    if train["learning_rate"] == AUTO:
+        train["learning_rate"] = 1e-2 if train["optimizer"] == "sgd" else 3e-4
+    if train["num_workers"] == AUTO:
+        train["num_workers"] = min(4, max(0, (os.cpu_count() or 1) - 1))
+    if train["augmentation"]["flip_axes"] == AUTO:
+        ophthalmic = fingerprint.modality.upper() in OPHTHALMIC
+        train["augmentation"]["flip_axes"] = [0] if ophthalmic else list(range(dims))
+    model.update(kernels=kernels, strides=strides, base_filters=base, max_filters=max_filters)
+    if model["deep_supervision_levels"] == AUTO:
+        model["deep_supervision_levels"] = max(1, min(3, len(strides) - 2))
+    if infer["sw_batch_size"] == AUTO:
+        infer["sw_batch_size"] = 4 if dims == 2 else 1
+    data["plan"] = PlanInfo(
+        fingerprint_sha256=fingerprint.sha256(),
+        workflow_sha256=workflow_sha256,
+        manifest_sha256=manifest_sha256,
+        n_training_cases=fingerprint.n_cases,
+        modality=fingerprint.modality,
+        in_channels=len(manifest.channels),
+        channels=list(manifest.channels),
+        labels=dict(manifest.labels),
+        lesion_labels=list(manifest.lesion_labels),
+        median_spacing=fingerprint.median_spacing,
+        median_shape=fingerprint.median_shape,
+        network_input=patch,
+    ).model_dump()
+    return ResolvedWorkflow.model_validate(data)
+
+
+def describe_plan(resolved: ResolvedWorkflow) -> list[tuple[str, str]]:
+    """(item, value) rows for the CLI's plan table."""
+    fmt = lambda v: " x ".join(f"{x:.4g}" for x in v)  # noqa: E731
+    intensity = resolved.preprocess.intensity
+    return [
+        (
+            "task",
+            f"{resolved.task.kind} {resolved.task.dims}"
+            + (f" (slices along axis {resolved.slice_axis})" if resolved.spatial_dims == 2 else ""),
+        ),
+        ("training cases", str(resolved.plan.n_training_cases)),
+        ("modality", resolved.plan.modality),
+        ("median spacing (mm)", fmt(resolved.plan.median_spacing)),
+        ("target spacing (mm)", fmt(resolved.target_spacing)),
+        ("median shape", " x ".join(map(str, resolved.plan.median_shape))),
+        ("patch size", " x ".join(map(str, resolved.patch_size))),
+        ("batch size", str(resolved.batch_size)),
+        (
+            "normalisation",
+            f"{intensity.scheme}"
+            + (f" clip {fmt(intensity.clip)}" if isinstance(intensity.clip, tuple) else ""),
+        ),
+        (
+            "network",
+            f"{resolved.model.name}, {len(resolved.model.strides)} levels, "
+            f"base {resolved.model.base_filters} filters",
+        ),  # type: ignore[arg-type]
+        ("kernels", str(resolved.model.kernels)),
+        ("strides", str(resolved.model.strides)),
+        (
+            "optimizer",
+            f"{resolved.train.optimizer} lr {resolved.train.learning_rate}, "
+            f"{resolved.train.scheduler}",
+        ),
+        ("labels", ", ".join(f"{k}={v}" for k, v in resolved.plan.labels.items())),
+    ]
+
+
+def plan_divisible(resolved: ResolvedWorkflow) -> bool:
+    """Whether the patch is divisible by the network's pooling (sanity check)."""
+    div = divisor(resolved.model.strides)  # type: ignore[arg-type]
+    return all(p % d == 0 for p, d in zip(resolved.patch_size, div)) and math.prod(div) > 0

@@ -1,0 +1,1 @@
+"""Evaluation: voxel, surface and lesion-level metrics (no torch)."""

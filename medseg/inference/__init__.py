@@ -1,0 +1,1 @@
+"""Inference: sliding windows, test-time augmentation, post-processing, the Predictor."""

@@ -1,0 +1,288 @@
+"""Sliding-window inference shared by validation and prediction.
+
+One code path for 2D and 3D: a 2D model slides a window of size ``(px, py)`` over every slice,
+which is a 3D window with size 1 along the slice axis, squeezed before the network. Window
+positions and the gaussian importance map are MONAI's (``dense_patch_slices``,
+``compute_importance_map``), so with ``crop_foreground`` and ``skip_empty`` off the result equals
+``monai.inferers.sliding_window_inference`` (the benchmark checks it).
+
+Doing less work: ``crop_foreground`` restricts sliding to the bounding box of the foreground
+region (body for CT, retina band for OCT, non-zero for MR) found by an Otsu threshold on a
+smoothed, downsampled copy of the image, plus a margin of half a window; ``skip_empty`` skips
+windows whose region holds no foreground. Voxels no computed window covers are background.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from monai.data.utils import compute_importance_map, dense_patch_slices
+
+from medseg.config.schema import ResolvedWorkflow
+
+Network = Callable[[torch.Tensor], torch.Tensor]
+FOREGROUND_STRIDE = 4
+
+
+@dataclass(frozen=True)
+class WindowSettings:
+    """How to slide.
+
+    Attributes:
+        window: 3D window size over the volume axes (2D models: 1 along ``slice_axis``).
+        spatial_dims: the network's dimensionality (2 or 3).
+        slice_axis: axis the 2D model slides along (ignored in 3D).
+        overlap: fraction of overlap between windows (MONAI's definition).
+        blend: ``gaussian`` (sigma 1/8 of the window) or ``constant``.
+        sw_batch_size: windows per forward pass.
+        crop_foreground: slide only over the foreground bounding box.
+        skip_empty: skip windows without foreground.
+    """
+
+    window: tuple[int, int, int]
+    spatial_dims: int
+    slice_axis: int
+    overlap: float
+    blend: str
+    sw_batch_size: int
+    crop_foreground: bool
+    skip_empty: bool
+
+
+def plain_tensor(tensor: torch.Tensor) -> torch.Tensor:
+    """A plain ``torch.Tensor`` view of a MetaTensor (no per-op metadata overhead)."""
+    as_tensor = getattr(tensor, "as_tensor", None)
+    return as_tensor() if callable(as_tensor) else tensor
+
+
+def window_settings(resolved: ResolvedWorkflow, **overrides: object) -> WindowSettings:
+    """Settings from a resolved workflow's ``infer`` section (keyword overrides win)."""
+    patch = list(resolved.patch_size)
+    if resolved.spatial_dims == 2:
+        patch.insert(resolved.slice_axis, 1)
+    infer = resolved.infer
+    values: dict[str, object] = {
+        "window": tuple(patch),
+        "spatial_dims": resolved.spatial_dims,
+        "slice_axis": resolved.slice_axis,
+        "overlap": infer.overlap,
+        "blend": infer.blend,
+        "sw_batch_size": int(infer.sw_batch_size),  # type: ignore[arg-type]
+        "crop_foreground": infer.crop_foreground,
+        "skip_empty": infer.skip_empty_windows,
+    }
+    values.update(overrides)
+    return WindowSettings(**values)  # type: ignore[arg-type]
+
+
+def scan_interval(size: Sequence[int], window: Sequence[int], overlap: float) -> list[int]:
+    """MONAI's interval between window starts: ``int(window x (1 - overlap))``, at least 1."""
+    out = []
+    for s, w in zip(size, window):
+        out.append(int(w) if w == s else max(int(w * (1 - overlap)), 1))
+    return out
+
+
+def foreground_mask(image: torch.Tensor) -> torch.Tensor:
+    """Coarse foreground mask ``[X/4, Y/4, Z/4]`` (bool) of a preprocessed image ``[C, X, Y, Z]``.
+
+    Mean over channels, 4x average pooling, then Otsu's threshold; a constant image is all
+    foreground (nothing to skip).
+    """
+    from skimage.filters import threshold_otsu
+
+    data = image.float().mean(dim=0, keepdim=True)[None]
+    pooled = F.avg_pool3d(
+        data, kernel_size=FOREGROUND_STRIDE, stride=FOREGROUND_STRIDE, ceil_mode=True
+    )[0, 0]
+    values = pooled.cpu().numpy()
+    if values.size == 0 or float(values.max() - values.min()) < 1e-6:
+        return torch.ones(pooled.shape, dtype=torch.bool)
+    return torch.from_numpy(values > threshold_otsu(values.ravel()))
+
+
+def foreground_box(
+    mask: torch.Tensor, shape: Sequence[int], margin: Sequence[int]
+) -> tuple[slice, slice, slice]:
+    """Bounding box (full-resolution slices) of a coarse mask, grown by ``margin`` voxels."""
+    nz = torch.nonzero(mask)
+    if nz.numel() == 0:
+        return tuple(slice(0, 0) for _ in shape)  # type: ignore[return-value]
+    lo = nz.min(dim=0).values.tolist()
+    hi = nz.max(dim=0).values.tolist()
+    box = []
+    for axis, n in enumerate(shape):
+        start = max(lo[axis] * FOREGROUND_STRIDE - margin[axis], 0)
+        stop = min((hi[axis] + 1) * FOREGROUND_STRIDE + margin[axis], n)
+        box.append(slice(start, stop))
+    return tuple(box)  # type: ignore[return-value]
+
+
+def _pad_to_window(image: torch.Tensor, window: Sequence[int]) -> tuple[torch.Tensor, list[int]]:
+    """Constant-pad ``[C, *S]`` so each axis is at least the window (MONAI's symmetric split)."""
+    pad: list[int] = []
+    for axis in range(3, 0, -1):
+        diff = max(window[axis - 1] - image.shape[axis], 0)
+        pad += [diff // 2, diff - diff // 2]
+    return (F.pad(image, pad) if any(pad) else image), pad
+
+
+def _unpad(tensor: torch.Tensor, pad: list[int]) -> torch.Tensor:
+    if not any(pad):
+        return tensor
+    index = [slice(None)]
+    for axis in range(1, 4):
+        before, after = pad[2 * (3 - axis)], pad[2 * (3 - axis) + 1]
+        index.append(slice(before, tensor.shape[axis] - after))
+    return tensor[tuple(index)]
+
+
+def _windows(
+    shape: Sequence[int], settings: WindowSettings, mask: torch.Tensor | None, offset: Sequence[int]
+) -> list[tuple[slice, ...]]:
+    slices = dense_patch_slices(
+        shape, settings.window, scan_interval(shape, settings.window, settings.overlap)
+    )
+    if mask is None:
+        return slices
+    keep = []
+    for sl in slices:  # mask coordinates are of the full image: shift by the crop offset
+        coarse = tuple(
+            slice((s.start + o) // FOREGROUND_STRIDE, -(-(s.stop + o) // FOREGROUND_STRIDE))
+            for s, o in zip(sl, offset)
+        )
+        if bool(mask[coarse].any()):
+            keep.append(sl)
+    return keep
+
+
+def _forward(network: Network, batch: torch.Tensor, settings: WindowSettings) -> torch.Tensor:
+    """Run the network on ``[B, C, *window]``; 2D models see the slice axis squeezed."""
+    if settings.spatial_dims == 3:
+        return network(batch)
+    axis = 2 + settings.slice_axis
+    return network(batch.squeeze(axis)).unsqueeze(axis)
+
+
+def sliding_window_logits(
+    network: Network,
+    image: torch.Tensor,
+    settings: WindowSettings,
+    *,
+    num_classes: int,
+    mask: torch.Tensor | None = None,
+    offset: Sequence[int] = (0, 0, 0),
+    accumulate_dtype: torch.dtype = torch.float32,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Blend window logits over ``image`` ``[C, X, Y, Z]`` (on the network's device).
+
+    Returns:
+        ``(logits [K, X, Y, Z], covered [X, Y, Z] bool)``; voxels no window covered have
+        logits 0 and ``covered`` False.
+    """
+    padded, pad = _pad_to_window(image, settings.window)
+    shape = padded.shape[1:]
+    device = padded.device
+    weight = compute_importance_map(
+        settings.window,
+        mode=settings.blend,
+        sigma_scale=0.125,
+        device=device,
+        dtype=accumulate_dtype,
+    )
+    logits = torch.zeros((num_classes, *shape), dtype=accumulate_dtype, device=device)
+    counts = torch.zeros(shape, dtype=accumulate_dtype, device=device)
+    slices = _windows(shape, settings, mask if not any(pad) else None, offset)
+    for start in range(0, len(slices), settings.sw_batch_size):
+        chunk = slices[start : start + settings.sw_batch_size]
+        batch = torch.stack([padded[(slice(None), *sl)] for sl in chunk])
+        out = _forward(network, batch, settings)
+        if isinstance(out, (tuple, list)):
+            out = out[0]
+        for sl, window_logits in zip(chunk, out):
+            logits[(slice(None), *sl)] += window_logits.to(accumulate_dtype) * weight
+            counts[sl] += weight
+    covered = counts > 0
+    logits = logits / torch.where(covered, counts, torch.ones_like(counts))
+    return _unpad(logits, pad), _unpad(covered[None], pad)[0]
+
+
+def _flip_sets(axes: Sequence[int]) -> list[list[int]]:
+    """Every subset of ``axes`` (the identity first): 2**len(axes) test-time flips."""
+    sets: list[list[int]] = [[]]
+    for axis in axes:
+        sets += [[*s, axis] for s in sets]
+    return sets
+
+
+def predict_probabilities(
+    network: Network,
+    image: torch.Tensor,
+    settings: WindowSettings,
+    *,
+    num_classes: int,
+    tta_axes: Sequence[int] = (),
+    accumulate_dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """Softmax probabilities ``[K, X, Y, Z]`` for a preprocessed image ``[C, X, Y, Z]``.
+
+    Crops to the foreground box and skips empty windows as the settings say; everything outside
+    the computed windows is background (probability 1 for class 0). With ``tta_axes`` (volume
+    axes), probabilities are averaged over every combination of flips.
+    """
+    shape = image.shape[1:]
+    box: tuple[slice, ...] = tuple(slice(0, n) for n in shape)
+    mask = None
+    if settings.crop_foreground or settings.skip_empty:
+        mask = foreground_mask(image).to(image.device)
+        if settings.crop_foreground:
+            box = foreground_box(mask, shape, [w // 2 for w in settings.window])
+    probs = torch.zeros((num_classes, *shape), dtype=accumulate_dtype, device=image.device)
+    probs[0] = 1.0
+    if any(s.stop - s.start == 0 for s in box):
+        return probs
+    crop = image[(slice(None), *box)]
+    offset = [s.start for s in box]
+    total = torch.zeros((num_classes, *crop.shape[1:]), dtype=accumulate_dtype, device=image.device)
+    flips = _flip_sets(tta_axes)
+    for flip in flips:
+        dims = [1 + a for a in flip]
+        source = crop.flip(dims) if dims else crop
+        flip_mask = None
+        if settings.skip_empty and mask is not None and not flip:
+            flip_mask = mask
+        logits, covered = sliding_window_logits(
+            network,
+            source,
+            settings,
+            num_classes=num_classes,
+            mask=flip_mask,
+            offset=offset,
+            accumulate_dtype=accumulate_dtype,
+        )
+        part = torch.softmax(logits.float(), dim=0).to(accumulate_dtype)
+        part[0][~covered] = 1.0
+        part[1:, ~covered] = 0.0
+        total += part.flip(dims) if dims else part
+    probs[(slice(None), *box)] = total / len(flips)
+    return probs
+
+
+def tta_volume_axes(resolved: ResolvedWorkflow) -> list[int]:
+    """Volume axes to flip for test-time augmentation (the training flip axes, mapped)."""
+    axes: list[int] = list(resolved.train.augmentation.flip_axes)  # type: ignore[arg-type]
+    if resolved.spatial_dims == 3:
+        return axes
+    in_plane = [a for a in range(3) if a != resolved.slice_axis]
+    return [in_plane[a] for a in axes if a < 2]
+
+
+def labels_from_probabilities(probs: torch.Tensor) -> np.ndarray:
+    """Arg-max label map ``(X, Y, Z)`` (uint8/uint16) on the host."""
+    labels = torch.argmax(probs, dim=0)
+    dtype = np.uint8 if probs.shape[0] < 256 else np.uint16
+    return labels.to("cpu").numpy().astype(dtype)

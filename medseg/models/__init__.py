@@ -1,0 +1,1 @@
+"""Networks: an explicit registry of builders (DynUNet, SegResNet, Mask R-CNN)."""

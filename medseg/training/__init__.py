@@ -1,0 +1,1 @@
+"""Training: data, losses, optimisers, checkpoints, DDP and the loop (small functions)."""

@@ -1,0 +1,408 @@
+"""The training loop: a handful of functions, no trainer class.
+
+``train`` prepares data and components, then runs ``train_one_epoch`` / ``validate`` per epoch,
+writes ``metrics.jsonl`` and atomic checkpoints, and stops at the epoch budget, on early stopping
+or when the time budget would be exceeded. Under ``torchrun`` it trains with DDP; only rank 0
+validates and writes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from medseg.config.schema import ResolvedWorkflow
+from medseg.errors import ConfigError
+from medseg.io.atomic import jsonable, write_json_atomic
+from medseg.manifest.schema import Manifest
+from medseg.models.registry import build_model
+from medseg.training import distributed as ddp
+from medseg.training.checkpoint import LAST
+from medseg.training.data import PatchDataset, preprocess_cases, split_fold
+from medseg.training.losses import SegmentationLoss
+from medseg.training.optim import build_optimizer, build_scheduler
+from medseg.training.state import Components, LoopState, restore_state, save_state
+from medseg.training.validation import ValidationResult, validate
+from medseg.types import PathLike
+
+logger = logging.getLogger(__name__)
+IterationCallback = Callable[[int, int, float], None]
+
+
+@dataclass
+class EpochStats:
+    """What one epoch did (passed to ``on_epoch_end`` and written to ``metrics.jsonl``)."""
+
+    epoch: int
+    epochs: int
+    train_loss: float
+    lr: float
+    seconds: float
+    samples_per_s: float
+    val: ValidationResult | None
+    best: bool
+    best_dice: float
+
+    def as_json(self) -> dict[str, object]:
+        row: dict[str, object] = {
+            "epoch": self.epoch,
+            "train_loss": round(self.train_loss, 6),
+            "lr": self.lr,
+            "seconds": round(self.seconds, 3),
+            "samples_per_s": round(self.samples_per_s, 3),
+        }
+        if self.val is not None:
+            row.update(
+                val_dice=self.val.dice,
+                val_mean_dice=self.val.mean_dice,
+                val_lesion_f1=self.val.lesion_f1,
+            )
+        row["best"] = self.best
+        return row
+
+
+@dataclass
+class TrainResult:
+    fold_dir: Path
+    epochs_run: int
+    best_epoch: int
+    best_dice: float
+    stopped: str
+    seconds: float
+
+
+def amp_dtype(resolved: ResolvedWorkflow, device: torch.device) -> torch.dtype | None:
+    """Autocast dtype: ``on`` -> bf16 (fp16 without bf16 support) on CUDA, none on CPU."""
+    mode = resolved.train.amp
+    if mode == "off" or (mode == "on" and device.type != "cuda"):
+        return None
+    if mode == "fp16" or (mode == "on" and not torch.cuda.is_bf16_supported()):
+        return torch.float16
+    return torch.bfloat16
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def train_one_epoch(
+    model: nn.Module,
+    loader: DataLoader,
+    loss_fn: nn.Module,
+    parts: Components,
+    *,
+    device: torch.device,
+    dtype: torch.dtype | None,
+    grad_clip: float | None,
+    on_iteration: IterationCallback | None = None,
+) -> float:
+    """One pass over the loader; returns the mean loss."""
+    model.train()
+    total, n = 0.0, 0
+    for step, batch in enumerate(loader, start=1):
+        image = batch["image"].to(device, non_blocking=True)
+        label = batch["label"].to(device, non_blocking=True)
+        parts.optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            loss = loss_fn(model(image), label)
+        parts.scaler.scale(loss).backward()
+        if grad_clip:
+            parts.scaler.unscale_(parts.optimizer)
+            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        parts.scaler.step(parts.optimizer)
+        parts.scaler.update()
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise FloatingPointError(f"non-finite training loss at iteration {step}")
+        total, n = total + value, n + 1
+        if on_iteration is not None:
+            on_iteration(step, len(loader), value)
+    return total / max(n, 1)
+
+
+def _components(
+    resolved: ResolvedWorkflow, device: torch.device, dtype: torch.dtype | None
+) -> Components:
+    model = build_model(resolved).to(device)
+    optimizer = build_optimizer(model, resolved)
+    scaler = torch.amp.GradScaler(
+        device.type, enabled=dtype == torch.float16 and device.type == "cuda"
+    )
+    return Components(model, optimizer, build_scheduler(optimizer, resolved), scaler)
+
+
+def _loader(dataset: PatchDataset, resolved: ResolvedWorkflow, device: torch.device) -> DataLoader:
+    workers = int(resolved.train.num_workers)  # type: ignore[arg-type]
+    return DataLoader(
+        dataset,
+        batch_size=resolved.batch_size,
+        shuffle=False,
+        drop_last=True,
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=workers > 0,
+    )
+
+
+def _file_logging(run_dir: Path) -> logging.Handler:
+    handler = logging.FileHandler(run_dir / "medseg.log", encoding="utf-8")
+    handler.setLevel(logging.DEBUG)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger("medseg").addHandler(handler)
+    return handler
+
+
+def _should_stop(
+    resolved: ResolvedWorkflow, state: LoopState, epoch_seconds: float, started: float
+) -> str | None:
+    patience = resolved.train.early_stopping_patience
+    if patience is not None and state.bad_validations >= patience:
+        return f"early stopping: no better validation Dice for {patience} validations"
+    budget = resolved.train.max_minutes
+    if budget is not None and (time.monotonic() - started + epoch_seconds) > budget * 60:
+        return f"time budget of {budget} minutes reached"
+    return None
+
+
+def _update_best(state: LoopState, val: ValidationResult | None, epoch: int, has_val: bool) -> bool:
+    if not has_val:  # no validation split: the last epoch is the best
+        state.best_epoch, state.best_dice = epoch, float("nan")
+        return True
+    if val is None:
+        return False
+    if val.mean_dice > state.best_dice:
+        state.best_dice, state.best_epoch, state.bad_validations = val.mean_dice, epoch, 0
+        return True
+    state.bad_validations += 1
+    return False
+
+
+def train(
+    resolved: ResolvedWorkflow,
+    manifest: Manifest,
+    run_dir: PathLike,
+    *,
+    fold: int = 0,
+    resume: bool = False,
+    device: str = "auto",
+    on_epoch_end: Callable[[EpochStats], None] | None = None,
+    on_iteration: IterationCallback | None = None,
+    on_status: Callable[[str], None] | None = None,
+) -> TrainResult:
+    """Train one fold; see the module docstring. Returns where the checkpoints are.
+
+    Raises:
+        ConfigError: checkpoints exist and ``resume`` is False.
+        CheckpointError: ``resume`` without a usable ``checkpoint_last.pt``.
+    """
+    info = ddp.dist_info()
+    dev = ddp.select_device(device, info)
+    ddp.init_distributed(info, dev)
+    try:
+        return _train(
+            resolved,
+            manifest,
+            Path(run_dir),
+            fold,
+            resume,
+            dev,
+            info,
+            on_epoch_end,
+            on_iteration,
+            on_status or (lambda s: None),
+        )
+    finally:
+        ddp.cleanup(info)
+
+
+def _train(
+    resolved: ResolvedWorkflow,
+    manifest: Manifest,
+    run_dir: Path,
+    fold: int,
+    resume: bool,
+    dev: torch.device,
+    info: ddp.DistInfo,
+    on_epoch_end: Callable[[EpochStats], None] | None,
+    on_iteration: IterationCallback | None,
+    status: Callable[[str], None],
+) -> TrainResult:
+    fold_dir = run_dir / f"fold_{fold}"
+    if (fold_dir / LAST).exists() and not resume:
+        raise ConfigError(
+            f"{fold_dir} already holds checkpoints",
+            hint="use --resume to continue, or another output folder",
+        )
+    handler = None
+    if info.is_main:
+        fold_dir.mkdir(parents=True, exist_ok=True)
+        handler = _file_logging(run_dir)
+    try:
+        return _run(
+            resolved,
+            manifest,
+            fold_dir,
+            fold,
+            resume,
+            dev,
+            info,
+            on_epoch_end,
+            on_iteration,
+            status,
+        )
+    finally:
+        if handler is not None:
+            logging.getLogger("medseg").removeHandler(handler)
+            handler.close()
+
+
+def _run(
+    resolved: ResolvedWorkflow,
+    manifest: Manifest,
+    fold_dir: Path,
+    fold: int,
+    resume: bool,
+    dev: torch.device,
+    info: ddp.DistInfo,
+    on_epoch_end: Callable[[EpochStats], None] | None,
+    on_iteration: IterationCallback | None,
+    status: Callable[[str], None],
+) -> TrainResult:
+    started = time.monotonic()
+    seed_everything(resolved.train.seed + info.rank)
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    split = split_fold(manifest, fold)
+    status(f"preprocessing {len(split.train)} training and {len(split.val)} validation cases")
+    train_items = preprocess_cases(manifest, split.train, resolved, for_training=True)
+    val_items = (
+        preprocess_cases(manifest, split.val, resolved, for_training=False) if info.is_main else []
+    )
+    dtype = amp_dtype(resolved, dev)
+    parts = _components(resolved, dev, dtype)
+    state = restore_state(fold_dir, parts, dev) if resume else LoopState()
+    model = parts.model
+    if info.enabled:
+        model = nn.parallel.DistributedDataParallel(
+            parts.model, device_ids=[dev.index] if dev.type == "cuda" else None
+        )
+    length = resolved.train.iterations_per_epoch * resolved.batch_size // info.world_size
+    dataset = PatchDataset(
+        train_items,
+        resolved,
+        length=max(length, resolved.batch_size),
+        seed=resolved.train.seed,
+        rank=info.rank,
+    )
+    loader = _loader(dataset, resolved, dev)
+    loss_fn = SegmentationLoss(resolved)
+    epochs, stopped = resolved.train.epochs, "epoch budget reached"
+    logger.info(
+        "training fold %d on %s: %d train / %d val cases, epochs %d..%d",
+        fold,
+        dev,
+        len(split.train),
+        len(split.val),
+        state.epoch + 1,
+        epochs,
+    )
+    for epoch in range(state.epoch, epochs):
+        t0 = time.monotonic()
+        dataset.set_epoch(epoch)
+        lr = parts.optimizer.param_groups[0]["lr"]
+        loss = train_one_epoch(
+            model,
+            loader,
+            loss_fn,
+            parts,
+            device=dev,
+            dtype=dtype,
+            grad_clip=resolved.train.grad_clip,
+            on_iteration=on_iteration if info.is_main else None,
+        )
+        loss = ddp.all_reduce_mean(loss, info, dev)
+        parts.scheduler.step()
+        val = None
+        if (
+            info.is_main
+            and val_items
+            and ((epoch + 1) % resolved.train.val_interval == 0 or epoch + 1 == epochs)
+        ):
+            status(f"validating epoch {epoch + 1}")
+            val = validate(parts.model, val_items, resolved, device=dev, amp_dtype=dtype)
+        seconds = time.monotonic() - t0
+        state.epoch, state.seconds = epoch + 1, state.seconds + seconds
+        best = _update_best(state, val, epoch + 1, bool(val_items) or not info.is_main)
+        stats = EpochStats(
+            epoch + 1,
+            epochs,
+            loss,
+            lr,
+            seconds,
+            len(dataset) * info.world_size / max(seconds, 1e-9),
+            val,
+            best,
+            state.best_dice,
+        )
+        stop_reason = _should_stop(resolved, state, seconds, started) if info.is_main else None
+        if info.is_main:
+            save_state(fold_dir, resolved, parts, state, fold, best=best)
+            with open(fold_dir / "metrics.jsonl", "a", encoding="utf-8") as fp:
+                fp.write(json.dumps(jsonable(stats.as_json())) + "\n")
+            if on_epoch_end is not None:
+                on_epoch_end(stats)
+        if ddp.broadcast_flag(stop_reason is not None, info, dev):
+            stopped = stop_reason or "stopped by rank 0"
+            break
+    if info.is_main:
+        _write_summary(fold_dir, state, stopped)
+    ddp.barrier(info)
+    logger.info(
+        "fold %d finished: %s; best Dice %.4f at epoch %d",
+        fold,
+        stopped,
+        state.best_dice,
+        state.best_epoch,
+    )
+    return TrainResult(
+        fold_dir,
+        state.epoch,
+        state.best_epoch,
+        state.best_dice,
+        stopped,
+        time.monotonic() - started,
+    )
+
+
+def _write_summary(fold_dir: Path, state: LoopState, stopped: str) -> None:
+    rows = [
+        json.loads(line)
+        for line in (fold_dir / "metrics.jsonl").read_text().splitlines()
+        if line.strip()
+    ]
+    best = next((r for r in rows if r.get("epoch") == state.best_epoch), None)
+    write_json_atomic(
+        fold_dir / "validation" / "summary.json",
+        {
+            "schema_version": 1,
+            "best_epoch": state.best_epoch,
+            "best_mean_dice": state.best_dice,
+            "best": best,
+            "epochs_run": state.epoch,
+            "stopped": stopped,
+            "train_seconds": round(state.seconds, 2),
+        },
+    )

@@ -1,0 +1,183 @@
+"""Train and eval pipelines (MONAI dictionary transforms) built from a resolved workflow.
+
+* :func:`preprocess_transforms` - deterministic, invertible: load -> orientation -> spacing ->
+  intensity normalisation. Cached for training; inverted with ``Invertd`` at inference.
+* :func:`patch_transforms` - random, training only: pad, foreground-aware patch sampling
+  (per-class ratios; 2D workflows sample one slice and squeeze it), spatial and intensity
+  augmentation.
+
+Keys: ``image`` (channel-first, all channels), ``label`` (one channel, integer).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from monai import transforms as mt
+
+from medseg.config.schema import IntensityConfig, ResolvedWorkflow
+from medseg.transforms.load import LoadVolumed
+from medseg.types import PathLike
+
+IMAGE, LABEL = "image", "label"
+INDICES = "label_cls_indices"
+MAX_INDICES_PER_CLASS = 20_000
+RAS_LABELS = (("L", "R"), ("P", "A"), ("I", "S"))
+
+
+def channel_keys(resolved: ResolvedWorkflow) -> list[str]:
+    """Dictionary keys of the input channels (``image`` for a single channel)."""
+    channels = resolved.plan.channels
+    return [IMAGE] if len(channels) == 1 else [f"{IMAGE}_{c}" for c in channels]
+
+
+def target_pixdim(resolved: ResolvedWorkflow) -> list[float]:
+    """Spacing for MONAI's Spacingd; 0 keeps the native spacing (2D: along the slice axis)."""
+    pixdim = list(resolved.target_spacing)
+    if resolved.spatial_dims == 2:
+        pixdim[resolved.slice_axis] = 0.0
+    return pixdim
+
+
+def intensity_transforms(intensity: IntensityConfig, keys: Sequence[str] = (IMAGE,)) -> list[Any]:
+    """Normalisation for a resolved :class:`IntensityConfig` (MONAI transforms only)."""
+    scheme = intensity.scheme
+    if scheme == "ct":
+        lo, hi = intensity.clip  # type: ignore[misc]
+        return [
+            mt.ThresholdIntensityd(keys, threshold=hi, above=False, cval=hi),
+            mt.ThresholdIntensityd(keys, threshold=lo, above=True, cval=lo),
+            mt.NormalizeIntensityd(keys, subtrahend=intensity.mean, divisor=intensity.std),
+        ]
+    if scheme == "ct_window":
+        lo, hi = intensity.window  # type: ignore[misc]
+        return [mt.ScaleIntensityRanged(keys, a_min=lo, a_max=hi, b_min=-1.0, b_max=1.0, clip=True)]
+    if scheme in ("zscore", "oct"):
+        lower, upper = intensity.percentiles
+        return [
+            mt.ClipIntensityPercentilesd(keys, lower=lower, upper=upper),
+            mt.NormalizeIntensityd(keys, channel_wise=True),
+        ]
+    return []
+
+
+def preprocess_transforms(
+    resolved: ResolvedWorkflow,
+    *,
+    root: PathLike | None,
+    with_label: bool,
+    for_training: bool = False,
+) -> mt.Compose:
+    """Deterministic preprocessing; ``for_training`` also precomputes per-class voxel indices."""
+    keys = channel_keys(resolved)
+    load_keys = [*keys, LABEL] if with_label else keys
+    dtypes: dict[str, Any] = {k: np.float32 for k in keys}
+    dtypes[LABEL] = np.uint8 if len(resolved.plan.labels) < 256 else np.int16
+    spatial = [IMAGE, LABEL] if with_label else [IMAGE]
+    ops: list[Any] = [LoadVolumed(load_keys, root=root, dtypes=dtypes)]
+    if len(keys) > 1:
+        ops.append(mt.ConcatItemsd(keys, IMAGE))
+    ops += [
+        mt.Orientationd(spatial, axcodes=resolved.preprocess.orientation, labels=RAS_LABELS),
+        mt.Spacingd(
+            spatial, pixdim=target_pixdim(resolved), mode=("bilinear", "nearest")[: len(spatial)]
+        ),
+        *intensity_transforms(resolved.preprocess.intensity),
+        mt.EnsureTyped(spatial, track_meta=True),
+    ]
+    if for_training:
+        ops.append(
+            mt.ClassesToIndicesd(
+                LABEL,
+                indices_postfix="_cls_indices",
+                num_classes=resolved.num_classes,
+                max_samples_per_class=MAX_INDICES_PER_CLASS,
+            )
+        )
+    return mt.Compose(ops)
+
+
+def sample_size(resolved: ResolvedWorkflow) -> list[int]:
+    """3D crop size of a training sample (2D: 1 along the slice axis)."""
+    if resolved.spatial_dims == 3:
+        return list(resolved.patch_size)
+    size = list(resolved.patch_size)
+    size.insert(resolved.slice_axis, 1)
+    return size
+
+
+def class_ratios(resolved: ResolvedWorkflow) -> list[float]:
+    """Sampling ratio per class: background 1 - f, foreground classes share f equally."""
+    n = resolved.num_classes
+    fg = resolved.train.foreground_ratio
+    if n < 2:
+        return [1.0]
+    return [1.0 - fg] + [fg / (n - 1)] * (n - 1)
+
+
+def _augmentations(resolved: ResolvedWorkflow) -> list[Any]:
+    preset = resolved.train.augmentation.preset
+    if preset == "none":
+        return []
+    dims = resolved.spatial_dims
+    keys = [IMAGE, LABEL]
+    strength = {"light": 0.5, "default": 1.0, "heavy": 1.5}[preset]
+    rotate = np.radians(15.0 * strength)
+    ops: list[Any] = [
+        mt.RandFlipd(keys, prob=0.5, spatial_axis=axis)
+        for axis in resolved.train.augmentation.flip_axes  # type: ignore[union-attr]
+    ]
+    if preset != "light":
+        ops.insert(
+            0,
+            mt.RandAffined(
+                keys,
+                prob=0.2 * strength,
+                rotate_range=[rotate] * (1 if dims == 2 else 3),
+                scale_range=[0.15 * strength] * dims,
+                mode=("bilinear", "nearest"),
+                padding_mode="zeros",
+            ),
+        )
+    ops += [
+        mt.RandGaussianNoised(IMAGE, prob=0.1 * strength, std=0.1),
+        mt.RandScaleIntensityd(IMAGE, factors=0.25, prob=0.15 * strength),
+        mt.RandAdjustContrastd(IMAGE, prob=0.15 * strength, gamma=(0.7, 1.5)),
+    ]
+    if preset != "light":
+        ops.append(
+            mt.RandGaussianSmoothd(
+                IMAGE,
+                prob=0.1 * strength,
+                sigma_x=(0.5, 1.0),
+                sigma_y=(0.5, 1.0),
+                sigma_z=(0.5, 1.0),
+            )
+        )
+    return ops
+
+
+def patch_transforms(resolved: ResolvedWorkflow) -> mt.Compose:
+    """Random training transforms applied to one cached, preprocessed case -> one patch."""
+    keys = [IMAGE, LABEL]
+    size = sample_size(resolved)
+    ops: list[Any] = [
+        mt.SpatialPadd(keys, spatial_size=size),
+        mt.RandCropByLabelClassesd(
+            keys,
+            label_key=LABEL,
+            spatial_size=size,
+            ratios=class_ratios(resolved),
+            num_classes=resolved.num_classes,
+            num_samples=1,
+            indices_key=INDICES,
+            warn=False,
+        ),
+    ]
+    if resolved.spatial_dims == 2:
+        ops.append(mt.SqueezeDimd(keys, dim=1 + resolved.slice_axis))
+    ops += _augmentations(resolved)
+    ops.append(mt.EnsureTyped(keys, track_meta=False))
+    return mt.Compose(ops)
