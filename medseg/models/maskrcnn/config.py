@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 import math
 from dataclasses import dataclass, fields, replace
-from typing import Any
+from typing import Any, NoReturn
 
 from medseg.errors import ConfigError
 
@@ -20,6 +20,21 @@ __all__ = ["MaskRCNNConfig", "resolve_config"]
 
 _DEPTHS = (10, 18, 34)
 _NORMS = ("group", "batch", "instance")
+_POSITIVE_INTS = (
+    "fpn_channels",
+    "rpn_pre_nms_top_n_train",
+    "rpn_pre_nms_top_n_test",
+    "rpn_post_nms_top_n_train",
+    "rpn_post_nms_top_n_test",
+    "rpn_batch_size_per_image",
+    "roi_batch_size_per_image",
+    "box_roi_size",
+    "mask_roi_size",
+    "sampling_ratio",
+    "box_head_dim",
+    "mask_head_channels",
+    "max_detections",
+)
 
 
 @dataclass(frozen=True)
@@ -38,7 +53,8 @@ class MaskRCNNConfig:
         norm: normalisation in the ResNet: ``"group"`` (default, safe with batch size 1 and tiny
             3D feature maps), ``"batch"`` (MONAI's ResNet default) or ``"instance"``.
         anchor_sizes: anchor sizes per RPN level (one tuple per level, same length for every
-            level). ``None`` -> ``4 * stride`` of each level, e.g. ``((16,), (32,), (64,), (128,))``.
+            level). ``None`` -> ``4 * stride`` of each level: ``((16,), (32,), (64,), (128,))``
+            with the default layers.
         anchor_aspect_ratios: shared by all levels. 2D: ``h / w`` ratios, default
             ``(0.5, 1.0, 2.0)``; 3D: ``(h / w, d / w)`` pairs, default ``((1.0, 1.0),)``
             (MONAI ``AnchorGenerator`` semantics).
@@ -168,7 +184,7 @@ def _fill_defaults(config: MaskRCNNConfig) -> MaskRCNNConfig:
     )
 
 
-def _fail(key: str, message: str, value: Any) -> None:
+def _fail(key: str, message: str, value: Any) -> NoReturn:
     raise ConfigError(f"Mask R-CNN option {key}: {message}, got {value!r}")
 
 
@@ -206,12 +222,7 @@ def _check_fraction(key: str, value: float) -> None:
 
 
 def _check_sizes(config: MaskRCNNConfig) -> None:
-    positive_ints = (
-        "fpn_channels rpn_pre_nms_top_n_train rpn_pre_nms_top_n_test rpn_post_nms_top_n_train "
-        "rpn_post_nms_top_n_test rpn_batch_size_per_image roi_batch_size_per_image box_roi_size "
-        "mask_roi_size sampling_ratio box_head_dim mask_head_channels max_detections"
-    ).split()
-    for key in positive_ints:
+    for key in _POSITIVE_INTS:
         value = getattr(config, key)
         if not isinstance(value, int) or value < 1:
             _fail(key, "expected a positive integer", value)
@@ -234,4 +245,3 @@ def _check_sizes(config: MaskRCNNConfig) -> None:
         _fail("anchor_aspect_ratios", f"expected a non-empty list of {expected}", ratios)
     if pair and any(len(r) != 2 for r in ratios):
         _fail("anchor_aspect_ratios", "expected (h/w, d/w) pairs in 3D", ratios)
-

@@ -25,8 +25,8 @@ import math
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+from torch.nn.functional import grid_sample
 
 __all__ = ["MultiScaleRoIAlign", "assign_levels", "roi_align"]
 
@@ -121,7 +121,7 @@ def _sample_one_image(
     """Sample ``feature [1, C, *S]`` at ``grid [K, *(P*r), D]``; average each bin's samples."""
     k, dims = grid.shape[0], grid.shape[-1]
     points = grid.reshape(1, -1, *([1] * (dims - 1)), dims)  # [1, K*n, 1(, 1), D]
-    sampled = F.grid_sample(feature, points, mode="bilinear", align_corners=True)
+    sampled = grid_sample(feature, points, mode="bilinear", align_corners=True)
     sampled = sampled.reshape(feature.shape[1], k, *grid.shape[1:-1]).transpose(0, 1)
     sampled = sampled * valid[:, None].to(sampled.dtype)  # [K, C, *(P*r)]
     ratio = grid.shape[1] // size[0]
@@ -158,7 +158,9 @@ class MultiScaleRoIAlign(nn.Module):
         self.canonical_size = canonical_size
         self.canonical_level = canonical_level
 
-    def forward(self, features: Sequence[torch.Tensor], boxes: Sequence[torch.Tensor]) -> torch.Tensor:
+    def forward(
+        self, features: Sequence[torch.Tensor], boxes: Sequence[torch.Tensor]
+    ) -> torch.Tensor:
         """Pool every box of every image.
 
         Args:
@@ -170,16 +172,17 @@ class MultiScaleRoIAlign(nn.Module):
         """
         all_boxes = torch.cat(list(boxes), dim=0)
         batch_index = torch.cat(
-            [torch.full((len(b),), i, dtype=torch.long, device=b.device) for i, b in enumerate(boxes)]
+            [
+                torch.full((len(b),), i, dtype=torch.long, device=b.device)
+                for i, b in enumerate(boxes)
+            ]
         )
         dims = features[0].dim() - 2
         dtype = torch.promote_types(features[0].dtype, torch.float32)
         out = features[0].new_zeros(
             (all_boxes.shape[0], features[0].shape[1], *(self.output_size,) * dims), dtype=dtype
         )
-        levels = assign_levels(
-            all_boxes, self.strides, self.canonical_size, self.canonical_level
-        )
+        levels = assign_levels(all_boxes, self.strides, self.canonical_size, self.canonical_level)
         for level, (feature, stride) in enumerate(zip(features, self.strides, strict=True)):
             idx = (levels == level).nonzero().squeeze(1)
             if idx.numel() > 0:

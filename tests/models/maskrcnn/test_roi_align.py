@@ -87,11 +87,18 @@ def test_roi_align_matches_loop_reference(dims: int, size: int, stride: int, rat
     boxes = _random_boxes(6, spatial, stride, gen)
     special = torch.tensor(SPECIAL_2D, dtype=torch.float64)
     if dims == 3:
-        special = torch.cat([special[:, :2], special[:, :1] / 2, special[:, 2:], special[:, 2:3] / 2], 1)
+        special = torch.cat(
+            [special[:, :2], special[:, :1] / 2, special[:, 2:], special[:, 2:3] / 2], 1
+        )
     boxes = torch.cat([boxes, special])
     batch_index = torch.randint(0, 2, (len(boxes),), generator=gen)
     got = roi_align(
-        features, boxes, batch_index, output_size=size, spatial_scale=1 / stride, sampling_ratio=ratio
+        features,
+        boxes,
+        batch_index,
+        output_size=size,
+        spatial_scale=1 / stride,
+        sampling_ratio=ratio,
     )
     want = reference_roi_align(features, boxes, batch_index, size, 1 / stride, ratio)
     assert got.shape == (len(boxes), 3, *(size,) * dims)
@@ -120,7 +127,11 @@ def test_roi_align_float32_and_batch_index(dims: int) -> None:
 def test_roi_align_empty_boxes() -> None:
     features = torch.randn(1, 4, 8, 8, 8)
     out = roi_align(
-        features, torch.zeros(0, 6), torch.zeros(0, dtype=torch.long), output_size=3, spatial_scale=1.0
+        features,
+        torch.zeros(0, 6),
+        torch.zeros(0, dtype=torch.long),
+        output_size=3,
+        spatial_scale=1.0,
     )
     assert out.shape == (0, 4, 3, 3, 3)
 
