@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from monai.apps.detection.utils.anchor_utils import AnchorGenerator
@@ -23,7 +24,7 @@ __all__ = ["anchors_per_level", "build_anchor_generator", "flatten_level_outputs
 
 def build_anchor_generator(config: MaskRCNNConfig) -> AnchorGenerator:
     """MONAI ``AnchorGenerator`` with ``config.anchor_sizes`` and the shared aspect ratios."""
-    sizes = config.anchor_sizes or ()
+    sizes: Any = config.anchor_sizes or ()  # MONAI annotates int sizes; floats work the same
     ratios = config.anchor_aspect_ratios or ()
     return AnchorGenerator(sizes=sizes, aspect_ratios=(ratios,) * len(sizes), indexing="ij")
 

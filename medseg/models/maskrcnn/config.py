@@ -226,6 +226,8 @@ def _check_sizes(config: MaskRCNNConfig) -> None:
         value = getattr(config, key)
         if not isinstance(value, int) or value < 1:
             _fail(key, "expected a positive integer", value)
+    if not config.min_box_size >= 0:
+        _fail("min_box_size", "expected a size >= 0 in voxels", config.min_box_size)
     if config.mask_head_convs < 0:
         _fail("mask_head_convs", "expected >= 0", config.mask_head_convs)
     if not (config.roi_canonical_size > 0 and math.isfinite(config.roi_canonical_size)):

@@ -102,9 +102,10 @@ class MaskHead(nn.Module):
         self.body = nn.Sequential(*layers)
         self.mask_logits = conv(channels, num_classes, kernel_size=1)
         for module in self.modules():
-            if isinstance(module, nn.Conv2d | nn.Conv3d | nn.ConvTranspose2d | nn.ConvTranspose3d):
+            if isinstance(module, nn.modules.conv._ConvNd):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-                nn.init.zeros_(module.bias)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
 
     def forward(self, pooled: torch.Tensor) -> torch.Tensor:
         """Map ``[K, C, *P]`` to ``[K, num_classes, *(2P)]`` mask logits."""

@@ -45,7 +45,7 @@ def match_boxes(
     """
     if gt_boxes.shape[0] == 0:
         return torch.full((boxes.shape[0],), BELOW_LOW, dtype=torch.long, device=boxes.device)
-    iou = box_iou(gt_boxes.float(), boxes.float())  # [G, N]
+    iou = torch.as_tensor(box_iou(gt_boxes.float(), boxes.float()))  # [G, N]
     best_iou, matches = iou.max(dim=0)
     result = matches.clone()
     result[best_iou < low] = BELOW_LOW

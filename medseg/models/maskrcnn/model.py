@@ -111,8 +111,8 @@ class MaskRCNN(nn.Module):
         Returns:
             Training: ``{"loss_objectness", "loss_rpn_box", "loss_classifier", "loss_box",
             "loss_mask"}`` float32 scalars. Eval: per image ``boxes`` float32 ``[K, 2D]`` in
-            input voxels, ``scores`` ``[K]`` (descending per class after NMS, at most
-            ``max_detections``), ``labels`` long ``[K]`` in ``1..num_classes-1`` and ``masks``
+            input voxels, ``scores`` ``[K]`` (sorted descending, at most ``max_detections``
+            after per-class NMS), ``labels`` long ``[K]`` in ``1..num_classes-1`` and ``masks``
             float32 ``[K, M, M(, M)]``: probabilities on the ``M^D`` grid of each box
             (``M = config.mask_size``), for the predicted label; paste them with
             :func:`~medseg.models.maskrcnn.paste_masks`.

@@ -136,8 +136,8 @@ def instances_to_semantic(instance_map: MapT, instance_labels: Sequence[int]) ->
         instance_labels: class id of instance ``i + 1`` at position ``i``.
 
     Returns:
-        A semantic label map of the same shape, container type and device, int64 (numpy) or
-        int64 tensor; background stays 0.
+        An int64 semantic label map of the same shape, container type (numpy array or tensor)
+        and device; background stays 0.
 
     Raises:
         ValueError: the map holds ids outside ``0..len(instance_labels)``.

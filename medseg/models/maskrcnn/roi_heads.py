@@ -15,6 +15,7 @@ scores below ``score_threshold`` dropped, per-class NMS (MONAI ``batched_nms``) 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
 import torch
 from monai.apps.detection.utils.box_coder import BoxCoder
@@ -35,6 +36,16 @@ from medseg.models.maskrcnn.rpn import clip_and_filter
 __all__ = ["RoIHeads"]
 
 
+class _Sample(NamedTuple):
+    """One image's sampled RoIs, positives first."""
+
+    rois: torch.Tensor  # [S, 2D]
+    labels: torch.Tensor  # [S] class, 0 = background
+    matched: torch.Tensor  # [num_pos] ground-truth index of each positive
+    num_pos: int
+    box_targets: torch.Tensor  # [num_pos, 2D] encoded ground-truth boxes
+
+
 class RoIHeads(nn.Module):
     """Box and mask branches on multi-scale RoIAlign features.
 
@@ -47,14 +58,17 @@ class RoIHeads(nn.Module):
         super().__init__()
         dims, channels = config.spatial_dims, config.fpn_channels
         box_size, mask_size = int(config.box_roi_size or 0), int(config.mask_roi_size or 0)
-        pool_options = {
-            "sampling_ratio": config.sampling_ratio,
-            "canonical_size": config.roi_canonical_size,
-            "canonical_level": config.roi_canonical_level,
-        }
         self.config = config
-        self.box_pool = MultiScaleRoIAlign(strides, box_size, **pool_options)
-        self.mask_pool = MultiScaleRoIAlign(strides, mask_size, **pool_options)
+        self.box_pool, self.mask_pool = (
+            MultiScaleRoIAlign(
+                strides,
+                size,
+                sampling_ratio=config.sampling_ratio,
+                canonical_size=config.roi_canonical_size,
+                canonical_level=config.roi_canonical_level,
+            )
+            for size in (box_size, mask_size)
+        )
         self.box_head = BoxHead(dims, channels, box_size, config.box_head_dim, config.num_classes)
         self.mask_head = MaskHead(
             dims, channels, config.mask_head_channels, config.mask_head_convs, config.num_classes
@@ -75,14 +89,14 @@ class RoIHeads(nn.Module):
             targets: per image ``boxes [N, 2D]``, ``labels [N]``, ``masks [N, *spatial]``.
         """
         samples = [self._sample(p, t) for p, t in zip(proposals, targets, strict=True)]
-        rois = [s["rois"] for s in samples]
-        labels = torch.cat([s["labels"] for s in samples])
+        rois = [s.rois for s in samples]
+        labels = torch.cat([s.labels for s in samples])
         class_logits, deltas = self.box_head(self.box_pool(features, rois))
         positive = (labels > 0).nonzero().squeeze(1)
         dims = self.config.spatial_dims
         pos_deltas = deltas.reshape(deltas.shape[0], -1, 2 * dims)[positive, labels[positive]]
-        pos_targets = torch.cat([s["box_targets"] for s in samples])
-        pos_rois = [s["rois"][: s["num_pos"]] for s in samples]
+        pos_targets = torch.cat([s.box_targets for s in samples])
+        pos_rois = [s.rois[: s.num_pos] for s in samples]
         mask_logits = self.mask_head(self.mask_pool(features, pos_rois))
         mask_targets = torch.cat([self._mask_targets(s, t) for s, t in zip(samples, targets)])
         return {
@@ -91,9 +105,7 @@ class RoIHeads(nn.Module):
             "loss_mask": mask_loss(mask_logits, labels[positive], mask_targets),
         }
 
-    def _sample(
-        self, proposals: torch.Tensor, target: Mapping[str, torch.Tensor]
-    ) -> dict[str, torch.Tensor | int]:
+    def _sample(self, proposals: torch.Tensor, target: Mapping[str, torch.Tensor]) -> _Sample:
         """Sample one image's RoIs, positives first."""
         cfg = self.config
         gt_boxes, gt_labels = target["boxes"], target["labels"]
@@ -116,25 +128,22 @@ class RoIHeads(nn.Module):
         )
         sampled = torch.cat([pos, neg])
         matched = matches[pos]
-        return {
-            "rois": boxes[sampled],
-            "labels": labels[sampled],
-            "matched": matched,
-            "num_pos": pos.numel(),
-            "box_targets": self.box_coder.encode_single(gt_boxes[matched], boxes[pos]),
-        }
+        return _Sample(
+            rois=boxes[sampled],
+            labels=labels[sampled],
+            matched=matched,
+            num_pos=pos.numel(),
+            box_targets=self.box_coder.encode_single(gt_boxes[matched], boxes[pos]),
+        )
 
-    def _mask_targets(
-        self, sample: Mapping[str, torch.Tensor | int], target: Mapping[str, torch.Tensor]
-    ) -> torch.Tensor:
+    def _mask_targets(self, sample: _Sample, target: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """RoI-aligned ground-truth masks ``[num_pos, *M]`` of one image's positive RoIs."""
-        num_pos = int(sample["num_pos"])
-        size = self.config.mask_size
-        rois, matched = sample["rois"][:num_pos], sample["matched"]  # type: ignore[index]
+        num_pos, size = sample.num_pos, self.config.mask_size
+        rois, matched = sample.rois[:num_pos], sample.matched
         masks = target["masks"]
         if num_pos == 0:
             return masks.new_zeros((0, *(size,) * self.config.spatial_dims), dtype=torch.float32)
-        used, index = torch.unique(matched, return_inverse=True)  # type: ignore[call-overload]
+        used, index = torch.unique(matched, return_inverse=True)
         gt = masks[used].unsqueeze(1).float()  # [U, 1, *spatial]
         aligned = roi_align(
             gt,
@@ -187,8 +196,8 @@ class RoIHeads(nn.Module):
         confident = scores > cfg.score_threshold
         boxes, keep = clip_and_filter(boxes[confident], image_shape, cfg.min_box_size)
         scores, labels = scores[confident][keep], labels[confident][keep]
-        keep = batched_nms(
+        nms = batched_nms(
             boxes, scores, labels, cfg.nms_threshold, max_proposals=cfg.max_detections
         )
-        keep = keep[: cfg.max_detections]
+        keep = torch.as_tensor(nms)[: cfg.max_detections]
         return {"boxes": boxes[keep], "scores": scores[keep], "labels": labels[keep]}

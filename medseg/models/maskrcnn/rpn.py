@@ -89,7 +89,11 @@ class RegionProposalNetwork(nn.Module):
             top.append(objectness[:, offset : offset + count].topk(k, dim=1).indices + offset)
             levels.append(torch.full((k,), level, dtype=torch.long, device=objectness.device))
             offset += count
-        top_idx, level_idx, all_anchors = torch.cat(top, 1), torch.cat(levels), torch.cat(anchors)
+        top_idx, level_idx, all_anchors = (
+            torch.cat(top, 1),
+            torch.cat(levels),
+            torch.cat(list(anchors)),
+        )
         proposals = []
         for b in range(objectness.shape[0]):
             idx = top_idx[b]
@@ -99,7 +103,7 @@ class RegionProposalNetwork(nn.Module):
             keep_nms = batched_nms(
                 boxes, scores[keep], level_idx[keep], cfg.rpn_nms_threshold, max_proposals=post
             )
-            proposals.append(boxes[keep_nms])
+            proposals.append(boxes[torch.as_tensor(keep_nms)])
         return proposals
 
     def _losses(
@@ -154,7 +158,7 @@ def clip_and_filter(
     Returns:
         ``(kept_boxes [M, 2D] float32, keep [N] bool)``.
     """
-    clipped, _ = clip_boxes_to_image(boxes, list(image_shape), remove_empty=False)
+    clipped = torch.as_tensor(clip_boxes_to_image(boxes, list(image_shape), remove_empty=False)[0])
     dims = boxes.shape[1] // 2
     keep = ((clipped[:, dims:] - clipped[:, :dims]) >= min_size).all(dim=1)
     return clipped[keep], keep

@@ -112,8 +112,8 @@ def _as_integer_array(data: ArrayLike, name: str) -> npt.NDArray[np.integer]:
     return array
 
 
-def _check_class_ids(class_ids: object) -> None:
-    bad = [c for c in class_ids if int(c) < 1]  # type: ignore[attr-defined]
+def _check_class_ids(class_ids: Iterable[int]) -> None:
+    bad = [c for c in class_ids if int(c) < 1]
     if bad:
         raise ValueError(f"class ids must be >= 1 (0 is background), got {bad}")
 
@@ -153,7 +153,7 @@ def _pack(
     masks = np.zeros((len(instances), *shape), dtype=np.uint8)
     boxes = np.zeros((len(instances), 2 * dims), dtype=np.float32)
     for i, instance in enumerate(instances):
-        masks[(i, *instance.slices)] = instance.local_mask
+        masks[i][instance.slices] = instance.local_mask
         boxes[i, :dims] = [s.start for s in instance.slices]
         boxes[i, dims:] = [s.stop for s in instance.slices]
     return {

@@ -148,6 +148,18 @@ def test_eval_returns_documented_keys_and_shapes(dims: int, tiny: dict) -> None:
         assert bool((det["boxes"][:, dims:] > det["boxes"][:, :dims]).all())
 
 
+def test_no_proposal_left_gives_empty_detections_and_still_trains(tiny: dict) -> None:
+    model = build_maskrcnn(2, 1, 3, **tiny, min_box_size=1000.0)  # every proposal is too small
+    image, target = _scene(2)
+    losses = model(image, [target])  # the ground-truth boxes are still RoIs
+    assert all(torch.isfinite(v) for v in losses.values())
+    model.eval()
+    with torch.no_grad():
+        det = model(image)[0]
+    assert det["boxes"].shape == (0, 4) and det["scores"].shape == (0,)
+    assert det["labels"].shape == (0,) and det["masks"].shape == (0, 28, 28)
+
+
 @pytest.mark.parametrize("dims", [2, 3])
 def test_training_mode_runs_under_cpu_autocast(dims: int, tiny: dict) -> None:
     """bfloat16 autocast: float32 losses; finite gradients checked in 2D only.
