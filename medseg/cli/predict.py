@@ -2,19 +2,43 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.table import Table
 
-from medseg.cli._stub import not_available
+from medseg.cli import _console
 
 
 def register(app: typer.Typer) -> None:
     app.command("predict")(predict_command)
 
 
+def _results_table(results: list[object]) -> Table:
+    table = Table(title="predictions")
+    for column in ("case", "status", "seconds", "note"):
+        table.add_column(column)
+    for r in results:
+        style = {"done": "green", "skipped": "cyan", "failed": "red"}[r.status]  # type: ignore[attr-defined]
+        table.add_row(r.case_id, f"[{style}]{r.status}[/]", f"{r.seconds:.1f}", r.error or "")  # type: ignore[attr-defined]
+    return table
+
+
+def _parse_folds(text: str | None) -> list[int] | None:
+    from medseg.errors import ConfigError
+
+    if not text:
+        return None
+    try:
+        return [int(v) for v in text.split(",")]
+    except ValueError as err:
+        raise ConfigError(f"--folds expects comma-separated integers, got {text!r}") from err
+
+
 def predict_command(
+    ctx: typer.Context,
     run_dir: Annotated[
         Path, typer.Argument(help="Trained run folder.", exists=True, file_okay=False)
     ],
@@ -24,8 +48,9 @@ def predict_command(
     ],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output folder.")],
     tta: Annotated[
-        bool, typer.Option("--tta/--no-tta", help="Flip test-time augmentation.")
-    ] = False,
+        bool | None,
+        typer.Option("--tta/--no-tta", help="Flip test-time augmentation (default: workflow)."),
+    ] = None,
     dicom_seg: Annotated[
         bool, typer.Option("--dicom-seg", help="Also write DICOM SEG for DICOM sources.")
     ] = False,
@@ -33,6 +58,60 @@ def predict_command(
         bool, typer.Option("--overwrite", help="Redo cases already predicted.")
     ] = False,
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
+    folds: Annotated[
+        str | None, typer.Option("--folds", help="Folds to ensemble, e.g. 0,1 (default: all).")
+    ] = None,
+    checkpoint: Annotated[str, typer.Option("--checkpoint", help="best or last.")] = "best",
+    split: Annotated[
+        str | None,
+        typer.Option("--split", help="With a manifest: only cases of this split (train/test)."),
+    ] = None,
+    preview: Annotated[
+        bool, typer.Option("--preview/--no-preview", help="Write <case_id>.png overlays.")
+    ] = True,
 ) -> None:
     """Segment every case; write <case_id>.nii.gz (+ .seg.dcm, .png) and run_report.json."""
-    not_available("predict")
+    from medseg.inference.batch import (
+        BatchOptions,
+        merge_rank_reports,
+        predict_cases,
+        rank_report_path,
+    )
+    from medseg.inference.cases import cases_from_inputs
+    from medseg.inference.predictor import Predictor
+    from medseg.io.atomic import ensure_output_dir
+
+    rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    state = ctx.obj if isinstance(ctx.obj, _console.CLIState) else _console.CLIState()
+    out_dir = ensure_output_dir(output)
+    cases = cases_from_inputs(inputs, split=split)
+    predictor = Predictor.from_run(
+        run_dir, folds=_parse_folds(folds), checkpoint=checkpoint, device=device
+    )
+    options = BatchOptions(overwrite=overwrite, dicom_seg=dicom_seg, preview=preview, tta=tta)
+    mine = cases[rank::world]
+    report = rank_report_path(out_dir, rank) if world > 1 else None
+    results = []
+    with _console.make_progress(state.progress and rank == 0) as progress:
+        task = progress.add_task("segmenting", total=len(mine), status="")
+        for result in predict_cases(predictor, mine, out_dir, options, report_path=report):
+            results.append(result)
+            progress.update(task, advance=1, status=f"{result.case_id} {result.status}")
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.init_process_group(backend="gloo")
+        dist.barrier()
+        if rank == 0:
+            merge_rank_reports(out_dir, world, [c.case_id for c in cases])
+        dist.barrier()
+        dist.destroy_process_group()
+    if rank == 0:
+        _console.out.print(_results_table(results))
+        counts = {s: sum(r.status == s for r in results) for s in ("done", "skipped", "failed")}
+        _console.out.print(
+            f"{counts['done']} done, {counts['skipped']} already done, {counts['failed']} failed; "
+            f"report: {out_dir / 'run_report.json'}"
+        )
+    if any(r.status == "failed" for r in results):
+        raise typer.Exit(1)

@@ -136,4 +136,6 @@ def read_series(series: SeriesInfo) -> Volume:
         "sop_instance_uids": uids,
         "files": [str(p) for p in series.files],
     }
+    if multiframe:
+        meta["frame_order"] = list(series.frame_order or range(array.shape[2]))
     return Volume(array, lps_to_ras_affine(series.affine_lps), meta)

@@ -307,9 +307,18 @@ def _skip_series(series: Sequence[SeriesInfo], skipped: list[SkippedItem]) -> No
         )
 
 
-def _discover(
-    scan_dir: Path, labels_dir: Path | None, pattern: re.Pattern[str] | None, summary: BuildSummary
-) -> list[Candidate]:
+def discover_candidates(
+    scan_dir: Path,
+    *,
+    labels_dir: Path | None = None,
+    pattern: re.Pattern[str] | None = None,
+    summary: BuildSummary | None = None,
+) -> tuple[list[Candidate], BuildSummary]:
+    """Every usable scan under ``scan_dir`` (absolute sources) and a summary with skipped items.
+
+    Used by ``manifest build`` and by ``predict`` for folder inputs.
+    """
+    summary = summary if summary is not None else BuildSummary()
     discovery = find_series(scan_dir)
     summary.files_seen = discovery.n_files
     series = [s for s in discovery.series if not any(_under(h.path, labels_dir) for h in s.headers)]
@@ -320,7 +329,7 @@ def _discover(
     others = [p for p in discovery.non_dicom if not _under(p, labels_dir)]
     candidates = _series_candidates([s for s in series if s.usable])
     candidates += _other_candidates(others, pattern, summary.skipped)
-    return candidates
+    return candidates, summary
 
 
 def build_manifest(
@@ -370,7 +379,9 @@ def build_manifest(
     if pairs_csv is not None:
         candidates, labels = read_pairs(Path(pairs_csv), root, summary.skipped)
     else:
-        candidates = _discover(root, labels_path, pattern, summary)
+        candidates, _ = discover_candidates(
+            root, labels_dir=labels_path, pattern=pattern, summary=summary
+        )
         labels = _match_labels(candidates, labels_path, summary.skipped) if labels_path else {}
     if not candidates:
         raise DataError(

@@ -69,14 +69,19 @@ def preprocess_transforms(
     root: PathLike | None,
     with_label: bool,
     for_training: bool = False,
+    load: bool = True,
 ) -> mt.Compose:
-    """Deterministic preprocessing; ``for_training`` also precomputes per-class voxel indices."""
+    """Deterministic preprocessing; ``for_training`` also precomputes per-class voxel indices.
+
+    ``load=False`` starts from MetaTensors already in the dictionary (the predictor reads the
+    source once, keeps its geometry, and inverts this Compose with ``Invertd``).
+    """
     keys = channel_keys(resolved)
     load_keys = [*keys, LABEL] if with_label else keys
     dtypes: dict[str, Any] = {k: np.float32 for k in keys}
     dtypes[LABEL] = np.uint8 if len(resolved.plan.labels) < 256 else np.int16
     spatial = [IMAGE, LABEL] if with_label else [IMAGE]
-    ops: list[Any] = [LoadVolumed(load_keys, root=root, dtypes=dtypes)]
+    ops: list[Any] = [LoadVolumed(load_keys, root=root, dtypes=dtypes)] if load else []
     if len(keys) > 1:
         ops.append(mt.ConcatItemsd(keys, IMAGE))
     ops += [

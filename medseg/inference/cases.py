@@ -1,0 +1,117 @@
+"""What to predict: cases from image files, scan folders (DICOM discovery) or a manifest."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from medseg.errors import ConfigError
+from medseg.io.read import DicomSeriesRef
+from medseg.manifest import naming
+from medseg.manifest.build import Candidate, discover_candidates
+from medseg.manifest.schema import load_manifest
+from medseg.types import PathLike
+
+
+@dataclass
+class CaseInput:
+    """One case to segment; ``error`` is set for inputs found unusable before prediction."""
+
+    case_id: str
+    source: str | Path | DicomSeriesRef | None
+    root: Path | None = None
+    patient_id: str | None = None
+    study_date: str | None = None
+    laterality: str | None = None
+    modality: str | None = None
+    error: str | None = None
+
+    @property
+    def source_text(self) -> str | dict[str, object]:
+        """JSON-friendly description of the source for run reports."""
+        if isinstance(self.source, DicomSeriesRef):
+            files = [
+                str(self.root / f) if self.root and not Path(f).is_absolute() else f
+                for f in self.source.files
+            ]
+            return {"series_uid": self.source.series_uid, "files": files}
+        if self.source is None:
+            return ""
+        path = Path(self.source)
+        return str(self.root / path if self.root is not None and not path.is_absolute() else path)
+
+
+def _from_candidate(c: Candidate) -> CaseInput:
+    return CaseInput(
+        c.case_id, c.source, None, c.patient_id, c.study_date, c.laterality, c.modality
+    )
+
+
+def _from_manifest(path: Path, split: str | None) -> list[CaseInput]:
+    manifest = load_manifest(path)
+    if len(manifest.channels) > 1:
+        raise ConfigError(
+            f"manifest {path.name} has {len(manifest.channels)} channels; predict reads one"
+        )
+    return [
+        CaseInput(
+            c.case_id,
+            c.images[manifest.channels[0]],
+            manifest.root,
+            c.patient_id,
+            c.study_date,
+            c.laterality,
+            c.modality,
+        )
+        for c in manifest.cases
+        if split is None or c.split == split
+    ]
+
+
+def _from_folder(folder: Path) -> list[CaseInput]:
+    candidates, summary = discover_candidates(folder)
+    cases = [_from_candidate(c) for c in candidates]
+    for item in summary.skipped:  # unusable series and unreadable DICOM are failed cases
+        if item.reason.startswith(("unusable DICOM series", "unreadable DICOM")):
+            name = naming.sanitize(naming.strip_extension(Path(item.path).name))
+            cases.append(CaseInput(name, item.path, None, error=item.reason))
+    return cases
+
+
+def _is_manifest(path: Path) -> bool:
+    if path.suffix.lower() != ".json":
+        return False
+    try:
+        return "cases" in json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+
+
+def cases_from_inputs(inputs: Sequence[PathLike], *, split: str | None = None) -> list[CaseInput]:
+    """Turn CLI inputs into cases with unique ids (duplicates get ``-2``, ``-3``...)."""
+    cases: list[CaseInput] = []
+    for raw in inputs:
+        path = Path(raw)
+        if path.is_dir():
+            cases += _from_folder(path)
+        elif _is_manifest(path):
+            cases += _from_manifest(path, split)
+        else:
+            found, summary = discover_candidates(path)
+            cases += [_from_candidate(c) for c in found]
+            if not found:
+                reason = summary.skipped[0].reason if summary.skipped else "not a supported scan"
+                cases.append(
+                    CaseInput(
+                        naming.sanitize(naming.strip_extension(path.name)), path, error=reason
+                    )
+                )
+    seen: Counter[str] = Counter()
+    for case in cases:
+        seen[case.case_id] += 1
+        if seen[case.case_id] > 1:
+            case.case_id = f"{case.case_id}-{seen[case.case_id]}"
+    return cases
