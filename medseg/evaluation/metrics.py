@@ -42,7 +42,7 @@ from medseg.evaluation._surface import (
     c_ordered,
     directed_distances,
     sparse_masks,
-    surface_coords,
+    surface_indices,
     voxel_volume,
 )
 
@@ -162,11 +162,16 @@ def sparse_surface_distances(
     pred: SparseMask, ref: SparseMask, *, spacing: tuple[float, ...], method: str = "auto"
 ) -> SurfaceDistances:
     """:func:`surface_distances` on sparse masks of one C-ordered grid (internal fast path)."""
-    pred_surface, ref_surface = surface_coords(pred), surface_coords(ref)
     if pred.size == 0 or ref.size == 0:
         empty = np.empty(0, dtype=np.float64)
         return SurfaceDistances(empty, empty, pred.size == 0, ref.size == 0)
-    to_ref, to_pred = directed_distances(pred_surface, ref_surface, spacing=spacing, method=method)
+    to_ref, to_pred = directed_distances(
+        surface_indices(pred),
+        surface_indices(ref),
+        shape=pred.shape,
+        spacing=spacing,
+        method=method,
+    )
     return SurfaceDistances(to_ref, to_pred, False, False)
 
 
