@@ -10,11 +10,13 @@ Definitions (the same as MONAI 1.6 ``get_mask_edges`` + ``get_surface_distance``
   voxel centres (``spacing`` scales each axis) to the nearest voxel of the other surface.
 
 The work is: one pass over each array to find its voxels (``np.flatnonzero``), then everything
-else is proportional to the number of mask and surface voxels. Surface voxels are found by looking
-up the face neighbours of each mask voxel. The nearest-surface distances are computed by
-``scipy.ndimage.distance_transform_edt(sampling=spacing)`` on the bounding box of both surfaces
-when that box is compact, and by a KD-tree over the surface points when the masks are scattered
-(several small lesions far apart make the box nearly the whole scan). Both are exact.
+else is proportional to the mask and surface voxels. Surface voxels are found by looking up the
+face neighbours of each mask voxel, or by eroding the mask's bounding box when the mask fills
+it. Nearest-surface distances come from ``scipy.ndimage.distance_transform_edt(sampling=
+spacing)`` on the bounding box of both surfaces when the surfaces fill that box densely, and
+otherwise from a KD-tree over the surface points (most shapes, and scattered small lesions, whose
+box is nearly the whole scan); voxels on both surfaces are at distance 0 and are not queried.
+Both ways are exact and give the same distances.
 """
 
 from __future__ import annotations
@@ -30,6 +32,10 @@ from scipy.spatial import KDTree
 
 FloatArray = npt.NDArray[np.float64]
 IndexArray = npt.NDArray[np.integer[Any]]
+
+ERODE_MIN_FILL = 0.125
+"""Find surfaces by erosion of the bounding box when the mask fills at least this fraction of it
+(erosion ~10 ns per box voxel against ~75 ns per mask voxel for the neighbour look-up)."""
 
 EDT_MAX_VOXELS_PER_POINT = 3.5
 """Use the EDT when the surfaces' bounding box has at most this many voxels per surface point.
@@ -88,8 +94,9 @@ def foreground_indices(flat: npt.NDArray[Any], *, chunk: int = 4096) -> IndexArr
     blocks = flat[:n_full].reshape(-1, chunk)
     rows = np.flatnonzero(blocks.any(axis=1))
     if rows.size > blocks.shape[0] // 4:  # dense: skipping chunks saves little
-        return np.flatnonzero(flat)
-    row, col = np.nonzero(blocks[rows])
+        return np.flatnonzero(flat if flat.dtype == bool else flat != 0)
+    sub = blocks[rows]
+    row, col = np.nonzero(sub if sub.dtype == bool else sub != 0)
     head = rows[row].astype(np.intp) * chunk + col
     tail = np.flatnonzero(flat[n_full:]) + n_full
     return np.concatenate([head, tail]) if tail.size else head
@@ -124,28 +131,66 @@ def _c_strides(shape: tuple[int, ...]) -> list[int]:
     return strides
 
 
-def surface_indices(mask: SparseMask) -> IndexArray:
-    """Sorted flat indices of the mask's surface voxels (face-connected, see module docstring)."""
+def surface_indices(mask: SparseMask, *, method: str = "auto") -> IndexArray:
+    """Sorted flat indices of the mask's surface voxels (face-connected, see module docstring).
+
+    Args:
+        mask: the mask.
+        method: ``"gather"`` looks up the face neighbours of every mask voxel (cost per mask
+            voxel, for small or scattered masks); ``"erosion"`` erodes the mask's bounding box
+            (cost per box voxel, for masks that fill their box); ``"auto"`` picks by
+            :data:`ERODE_MIN_FILL`. Same result.
+    """
     idx, shape = mask.idx, mask.shape
     if idx.size == 0:
         return idx
+    lo, hi = index_box(idx, shape)
+    if method == "auto":
+        n_box = float(np.prod([b - a + 1 for a, b in zip(lo, hi)], dtype=np.float64))
+        method = "erosion" if idx.size >= ERODE_MIN_FILL * n_box else "gather"
+    if method == "erosion":
+        return _surface_by_erosion(mask, lo, hi)
+    if method != "gather":
+        raise ValueError(f"method must be 'auto', 'gather' or 'erosion', got {method!r}")
     inner = np.ones(idx.size, dtype=bool)
-    strides = _c_strides(shape)
-    for axis, (stride, size) in enumerate(zip(strides, shape)):
+    for axis, (stride, size) in enumerate(zip(_c_strides(shape), shape)):
         coord = idx // stride
         if axis:
             coord %= size
-        inner &= coord > 0
-        inner &= coord < size - 1
-        del coord
+        inner &= (coord > 0) & (coord < size - 1)
     candidates = idx[inner]
     keep = np.ones(candidates.size, dtype=bool)
-    for stride in strides:
+    for stride in _c_strides(shape):
         for offset in (-stride, stride):
             still = np.flatnonzero(keep)
             keep[still] = mask.flat[candidates[still] + offset] == mask.value
     inner[inner] = keep
     return idx[~inner]
+
+
+def index_box(idx: IndexArray, shape: tuple[int, ...]) -> tuple[list[int], list[int]]:
+    """Lowest and highest voxel index per axis of sorted, non-empty flat indices."""
+    strides = _c_strides(shape)
+    lo, hi = [int(idx[0]) // strides[0]], [int(idx[-1]) // strides[0]]  # sorted: C order
+    for stride, size in zip(strides[1:], shape[1:]):
+        coord = idx // stride
+        coord %= size
+        lo.append(int(coord.min()))
+        hi.append(int(coord.max()))
+    return lo, hi
+
+
+def _surface_by_erosion(mask: SparseMask, lo: list[int], hi: list[int]) -> IndexArray:
+    """Surface by ``crop & ~binary_erosion(crop)`` on the bounding box ``lo..hi`` (inclusive).
+
+    Outside the box and the array is background (scipy's ``border_value=0``), so this is exact.
+    """
+    box = tuple(slice(a, b + 1) for a, b in zip(lo, hi))
+    crop = mask.flat.reshape(mask.shape)[box] == mask.value
+    crop &= ~ndimage.binary_erosion(crop)
+    local = np.unravel_index(np.flatnonzero(crop), crop.shape)
+    full = np.ravel_multi_index(tuple(c + a for c, a in zip(local, lo)), mask.shape)
+    return full.astype(mask.idx.dtype, copy=False)
 
 
 def _coords(idx: IndexArray, shape: tuple[int, ...]) -> npt.NDArray[np.intp]:
@@ -230,9 +275,7 @@ def directed_distances(
     raise ValueError(f"method must be 'auto', 'edt' or 'kdtree', got {method!r}")
 
 
-def _box(
-    a: IndexArray, b: IndexArray, shape: tuple[int, ...]
-) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
-    """Lowest and highest voxel index, per axis, of two sets of flat indices."""
-    coords = np.unravel_index(np.concatenate([a, b]), shape)
-    return np.array([c.min() for c in coords]), np.array([c.max() for c in coords])
+def _box(a: IndexArray, b: IndexArray, shape: tuple[int, ...]) -> tuple[IndexArray, IndexArray]:
+    """Lowest and highest voxel index per axis of two sorted, non-empty sets of flat indices."""
+    (lo_a, hi_a), (lo_b, hi_b) = index_box(a, shape), index_box(b, shape)
+    return np.minimum(lo_a, lo_b), np.maximum(hi_a, hi_b)

@@ -113,13 +113,17 @@ def test_one_empty(empty_side: str) -> None:
         assert m.precision == 0.0 and math.isnan(m.recall)
 
 
-def test_surface_is_face_connected_border_including() -> None:
-    rng = np.random.default_rng(3)
-    mask = ndimage.binary_opening(rng.random((9, 11, 7)) > 0.35)
-    flat = mask.reshape(-1)
-    sparse = SparseMask(flat, True, np.flatnonzero(flat), mask.shape)
+@pytest.mark.parametrize("method", ["gather", "erosion"])
+@pytest.mark.parametrize("seed", [3, 4])
+def test_surface_is_face_connected_border_including(method: str, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    labels = ndimage.binary_opening(rng.random((9, 11, 7)) > 0.35).astype(np.uint8) * 2
+    labels[0, 0, 0], labels[1:3, 4, 4] = 1, 1  # another class, not part of the mask
+    flat = labels.reshape(-1)
+    sparse = SparseMask(flat, 2, np.flatnonzero(flat == 2), labels.shape)
+    mask = labels == 2
     expected = np.flatnonzero(mask & ~ndimage.binary_erosion(mask))  # scipy border_value=0
-    assert np.array_equal(surface_indices(sparse), expected)
+    assert np.array_equal(surface_indices(sparse, method=method), expected)
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.float32, bool])
