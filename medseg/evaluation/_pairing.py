@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from medseg.errors import ConfigError, DataError
-from medseg.evaluation.evaluate import PredictedInstances
+from medseg.evaluation.evaluate import PredictedInstances, check_geometry
 from medseg.io.atomic import PARTIAL_TAG
 from medseg.io.read import read_volume
 from medseg.io.volume import Volume
@@ -97,7 +97,15 @@ def plan_cases(pred_dir: Path, ref: Path) -> CasePlan:
     )
 
 
-def read_instances(pred_dir: Path, case_id: str) -> PredictedInstances | None:
+def read_instances(
+    pred_dir: Path, case_id: str, ref: Volume, *, atol_mm: float
+) -> PredictedInstances | None:
+    """The case's predicted instances, or None without ``_instances.nii.gz`` + ``.json``.
+
+    Raises:
+        DataError: unreadable files or instance list.
+        GeometryError: the instance map is not on the reference grid.
+    """
     map_path = pred_dir / f"{case_id}_instances.nii.gz"
     info_path = pred_dir / f"{case_id}.json"
     if not (map_path.is_file() and info_path.is_file()):
@@ -114,8 +122,9 @@ def read_instances(pred_dir: Path, case_id: str) -> PredictedInstances | None:
             case_id=case_id,
             hint='expected {"instances": [{"instance_id": 1, "label": 2, "score": 0.9}, ...]}',
         ) from err
-    array = np.asarray(read_volume(map_path).array)
-    return PredictedInstances(np.rint(array).astype(np.int64), labels, scores)
+    volume = read_volume(map_path)
+    check_geometry(volume, ref, case_id=case_id, atol_mm=atol_mm, what="instance map")
+    return PredictedInstances(np.rint(np.asarray(volume.array)).astype(np.int64), labels, scores)
 
 
 def resolve_lesion_labels(

@@ -260,18 +260,20 @@ def _instance_mask(instances: PredictedInstances, label: int, reverse: bool) -> 
     return SparseMask(flat, None, idx, tuple(array_c.shape))
 
 
-def check_geometry(pred: Volume, ref: Volume, *, case_id: str, atol_mm: float = 1e-3) -> None:
+def check_geometry(
+    pred: Volume, ref: Volume, *, case_id: str, atol_mm: float = 1e-3, what: str = "prediction"
+) -> None:
     """Raise :class:`GeometryError` naming the case unless both volumes share one voxel grid."""
     if pred.shape != ref.shape:
         raise GeometryError(
-            f"prediction shape {pred.shape} differs from reference shape {ref.shape}",
+            f"{what} shape {pred.shape} differs from reference shape {ref.shape}",
             case_id=case_id,
             hint="predictions must be written on the reference's grid (same shape and affine)",
         )
     diff = float(np.max(np.abs(pred.affine - ref.affine)))
     if diff > atol_mm:
         raise GeometryError(
-            f"prediction affine differs from the reference affine by up to {diff:.4g} mm "
+            f"{what} affine differs from the reference affine by up to {diff:.4g} mm "
             f"(tolerance {atol_mm:g} mm)",
             case_id=case_id,
             hint="resample the prediction onto the reference grid, or check the case pairing",

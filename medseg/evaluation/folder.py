@@ -107,7 +107,7 @@ def _evaluate_pair(
         labels=labels,
         lesion_labels=lesions,
         options=options,
-        instances=read_instances(pred_dir, case_id),
+        instances=read_instances(pred_dir, case_id, ref, atol_mm=options.affine_atol_mm),
         case_id=case_id,
     )
 

@@ -135,12 +135,15 @@ def plot_summary(path: Path, cases: Sequence[CaseMetrics], labels: dict[int, str
     names = [labels[v] for v in labels]
     for position, (metric, title) in enumerate((("dice", "Dice"), ("hd95_mm", "HD95 (mm)")), 1):
         axes = figure.add_subplot(1, 2, position)
+        axes.set_title(f"{title}, n = {len(cases)} cases")
+        if not labels or not cases:
+            axes.text(0.5, 0.5, "no evaluated cases", ha="center", va="center")
+            continue
         data = []
         for label in labels:
             values = [getattr(c.classes[label], metric) for c in cases]
             data.append([v for v in values if not math.isnan(v)])
         axes.boxplot(data, tick_labels=names, showmeans=True)
-        axes.set_title(f"{title}, n = {len(cases)} cases")
         axes.grid(axis="y", alpha=0.3)
     figure.tight_layout()
     with atomic_path(path) as tmp:

@@ -14,6 +14,7 @@ from medseg.errors import ConfigError, DataError
 from medseg.evaluation.folder import evaluate_folder
 from medseg.evaluation.lesions import label_lesions
 from medseg.io.nifti import read_nifti, write_nifti
+from medseg.io.volume import Volume
 
 from .conftest import Cohort, write_predictions, write_run_report
 
@@ -158,3 +159,30 @@ def test_bad_inputs_raise(cohort: Cohort, predictions: Path, tmp_path: Path) -> 
         list(
             evaluate_folder(predictions, cohort.manifest, tmp_path / "e3", lesion_labels=["tumour"])
         )
+
+
+def test_nothing_evaluated_still_writes_outputs(tmp_path: Path) -> None:
+    ref_dir, pred_dir = tmp_path / "ref", tmp_path / "pred"
+    ref_dir.mkdir()
+    pred_dir.mkdir()
+    write_nifti(Volume(np.ones((4, 4, 4), np.uint8), np.eye(4)), ref_dir / "A.nii.gz")
+    write_nifti(Volume(np.ones((4, 4, 5), np.uint8), np.eye(4)), pred_dir / "A.nii.gz")
+    results = list(evaluate_folder(pred_dir, ref_dir, tmp_path / "eval"))
+    assert [r.status for r in results] == ["skipped"] and "shape" in results[0].reason
+    summary = json.loads((tmp_path / "eval" / "summary.json").read_text())
+    assert summary["cases"]["evaluated"] == 0 and summary["classes"] == {}
+    assert len(read_csv(tmp_path / "eval" / "case_metrics.csv")) == 0
+    assert (tmp_path / "eval" / "summary.png").stat().st_size > 0
+
+
+def test_instance_map_off_grid_is_skipped(cohort: Cohort, tmp_path: Path) -> None:
+    pred = write_predictions(cohort, tmp_path / "pred", perturb=False)
+    case_id = cohort.case_ids[0]
+    ref = read_nifti(cohort.labels_dir / f"{case_id}.nii.gz")
+    write_nifti(
+        Volume(np.zeros(ref.shape, np.int16), ref.affine * 2), pred / f"{case_id}_instances.nii.gz"
+    )
+    (pred / f"{case_id}.json").write_text(json.dumps({"instances": []}))
+    results = list(evaluate_folder(pred, cohort.manifest, tmp_path / "eval"))
+    assert results[0].status == "skipped" and "instance map affine" in results[0].reason
+    assert {r.status for r in results[1:]} == {"ok"}
