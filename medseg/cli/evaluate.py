@@ -68,8 +68,8 @@ def evaluate_command(
         str | None,
         typer.Option(
             "--lesion-labels",
-            help="Comma-separated label values or names whose lesions are matched "
-            "[default: the manifest's lesion_labels, else every foreground label].",
+            help="Comma-separated label values or names whose lesions are matched. "
+            "Default: the manifest's lesion_labels, else every foreground label.",
         ),
     ] = None,
     min_lesion_mm3: Annotated[

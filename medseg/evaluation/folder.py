@@ -8,9 +8,10 @@ Prediction folder layout (what ``medseg predict`` writes)::
     run_report.json               optional: {"labels": {"0": "background", "1": ...}, ...}
 
 When both instance files exist, the case's predicted lesions are those instances with their scores
-(FROC is reported when every evaluated case has them); otherwise they are the connected
-components of the label map. Cases are paired by id; unpaired cases and geometry mismatches are
-reported as skipped, unreadable files as failed, and the rest of the cohort is still evaluated.
+(FROC is reported when every evaluated case has them; ids missing from the JSON are ignored);
+otherwise they are the connected components of the label map. Cases are paired by id; unpaired
+cases and geometry mismatches are reported as skipped, unreadable files as failed, and the rest of
+the cohort is still evaluated.
 """
 
 from __future__ import annotations
