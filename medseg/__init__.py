@@ -34,6 +34,8 @@ _LAZY: dict[str, str] = {
     "write_volume": "medseg.io.read",
     "synth_ct": "medseg.synth.api",
     "synth_oct": "medseg.synth.api",
+    "evaluate_case": "medseg.evaluation.evaluate",
+    "evaluate_folder": "medseg.evaluation.folder",
 }
 
 __all__ = [

@@ -1,4 +1,10 @@
-"""Validation during training: the predictor's sliding window, then medseg's metrics."""
+"""Validation during training: the predictor's sliding window, then medseg's evaluation.
+
+Scores are pooled over the validation cases (as nnU-Net's pseudo Dice): per class, Dice of the
+summed overlap and volumes; lesion F1 from the summed lesion TP/FP/FN (lesion labels only). The
+grid is the preprocessed one (target spacing); the full evaluation on the source grid is
+``medseg evaluate``.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +17,7 @@ import torch
 from torch import nn
 
 from medseg.config.schema import ResolvedWorkflow
-from medseg.evaluation.api import case_metrics_arrays
+from medseg.evaluation import EvaluationOptions, evaluate_arrays
 from medseg.inference.windows import (
     labels_from_probabilities,
     plain_tensor,
@@ -23,7 +29,7 @@ from medseg.transforms.pipelines import IMAGE, LABEL
 
 @dataclass
 class ValidationResult:
-    """Mean over validation cases of per-class Dice and lesion F1 (lesion labels only)."""
+    """Pooled per-class Dice and lesion F1 of the validation cases."""
 
     dice: dict[str, float] = field(default_factory=dict)
     lesion_f1: dict[str, float] = field(default_factory=dict)
@@ -36,6 +42,27 @@ class ValidationResult:
         return float(np.mean(values)) if values else 0.0
 
 
+@dataclass
+class _Pool:
+    overlap: float = 0.0
+    total: float = 0.0
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+
+    def dice(self) -> float:
+        return 2 * self.overlap / self.total if self.total > 0 else float("nan")
+
+    def f1(self) -> float:
+        denom = 2 * self.tp + self.fp + self.fn
+        return 2 * self.tp / denom if denom > 0 else float("nan")
+
+
+def _spacing(tensor: Any) -> tuple[float, float, float]:
+    pixdim = getattr(tensor, "pixdim", None)
+    return tuple(float(s) for s in pixdim) if pixdim is not None else (1.0, 1.0, 1.0)  # type: ignore[return-value]
+
+
 @torch.no_grad()
 def validate(
     model: nn.Module,
@@ -45,33 +72,40 @@ def validate(
     device: torch.device,
     amp_dtype: torch.dtype | None,
 ) -> ValidationResult:
-    """Predict each preprocessed validation case and score it on the preprocessed grid."""
+    """Predict each preprocessed validation case and pool its scores."""
     model.eval()
     settings = window_settings(resolved)
     names = {int(k): v for k, v in resolved.plan.labels.items() if k != "0"}
-    per_case: list[dict[str, Any]] = []
+    lesion_labels = list(resolved.plan.lesion_labels)
+    options = EvaluationOptions(
+        surface=False,
+        min_iou=resolved.evaluate.lesion_iou if resolved.evaluate.lesion_match == "iou" else 0.0,
+    )
+    pools = {value: _Pool() for value in names}
     for item in items:
         image = plain_tensor(item[IMAGE]).to(device)
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
             probs = predict_probabilities(model, image, settings, num_classes=resolved.num_classes)
         pred = labels_from_probabilities(probs)
-        ref = np.asarray(item[LABEL])[0]
-        spacing = (
-            tuple(float(s) for s in item[IMAGE].pixdim)
-            if hasattr(item[IMAGE], "pixdim")
-            else (1.0, 1.0, 1.0)
+        ref = np.asarray(plain_tensor(item[LABEL]))[0]
+        metrics = evaluate_arrays(
+            pred,
+            ref,
+            spacing=_spacing(item[IMAGE]),
+            labels=names,
+            lesion_labels=lesion_labels,
+            options=options,
         )
-        per_case.append(
-            case_metrics_arrays(
-                pred, ref, spacing=spacing, labels=names, lesion_labels=resolved.plan.lesion_labels
-            )
-        )
+        for value, pool in pools.items():
+            c = metrics.classes[value]
+            pool.overlap += c.dice * (c.volume_pred_mm3 + c.volume_ref_mm3) / 2
+            pool.total += c.volume_pred_mm3 + c.volume_ref_mm3
+            if value in metrics.lesions:
+                s = metrics.lesions[value].scores
+                pool.tp, pool.fp, pool.fn = pool.tp + s.tp, pool.fp + s.fp, pool.fn + s.fn
     model.train()
-    result = ValidationResult(n_cases=len(per_case))
-    for value, name in names.items():
-        dices = [m["dice"][value] for m in per_case if not np.isnan(m["dice"][value])]
-        result.dice[name] = float(np.mean(dices)) if dices else float("nan")
-        if value in resolved.plan.lesion_labels:
-            f1 = [m["lesion_f1"][value] for m in per_case if not np.isnan(m["lesion_f1"][value])]
-            result.lesion_f1[name] = float(np.mean(f1)) if f1 else float("nan")
-    return result
+    return ValidationResult(
+        dice={names[v]: p.dice() for v, p in pools.items()},
+        lesion_f1={names[v]: p.f1() for v, p in pools.items() if v in lesion_labels},
+        n_cases=len(items),
+    )
