@@ -137,7 +137,6 @@ NOT_YET = [
     "train {wf}",
     "predict {d} {d} -o {d}/o",
     "evaluate {d} --ref {d} -o {d}/e",
-    "report {d} -o {d}/r",
     "demo -o {d}/demo",
     "manifest build {d} -o {d}/m.json",
     "manifest check {wf}",
