@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from medseg.io.volume import Volume
 from medseg.reports.enface import (
@@ -28,6 +29,8 @@ _SECTOR_ANGLE = {
     "central": 0.0, "superior": 90.0, "nasal": 0.0, "inferior": -90.0, "temporal": 180.0
 }  # fmt: skip
 _RING_RADIUS = {"central": 0.0, "inner": 1.0, "outer": 2.25}
+_EXTENT_MM = 3.4
+_FUNDUS_PX = 241
 
 
 def _grid(ax: Any) -> None:
@@ -41,10 +44,26 @@ def _grid(ax: Any) -> None:
                 [CENTRAL_RADIUS_MM * s, OUTER_RADIUS_MM * s], color="white", lw=1)  # fmt: skip
 
 
+def _fundus_map(
+    labels: Volume, analysis: OCTAnalysis, enface: npt.NDArray[np.float64], mirror: float
+) -> npt.NDArray[np.float64]:
+    """An ``(X, Z)`` en-face map resampled (nearest column) on a square fundus-view grid.
+
+    Rows run inferior to superior, columns along the patient's left; NaN outside the scan.
+    """
+    frame = enface_frame(labels.affine, analysis.laterality, analysis.fovea.lps_mm)
+    axis = np.linspace(-_EXTENT_MM, _EXTENT_MM, _FUNDUS_PX)
+    across, up = np.meshgrid(axis, axis, indexing="xy")
+    ik = np.rint(frame.to_column(np.stack([mirror * across, up], axis=-1))).astype(np.int64)
+    inside = (ik[..., 0] >= 0) & (ik[..., 0] < enface.shape[0])
+    inside &= (ik[..., 1] >= 0) & (ik[..., 1] < enface.shape[1])
+    out = np.full(across.shape, np.nan)
+    out[inside] = enface[ik[inside, 0], ik[inside, 1]]
+    return out
+
+
 def etdrs_figure(labels: Volume, analysis: OCTAnalysis, fluid: Mapping[int, str]) -> FigureImage:
     """En-face fluid height map with the ETDRS grid and total fluid (nL) per subfield."""
-    frame = enface_frame(labels.affine, analysis.laterality, analysis.fovea.lps_mm)
-    coords = frame.column_coords(labels.shape)
     mirror = 1.0 if analysis.laterality == "OD" else -1.0  # fundus x = patient left
     height_um = np.isin(labels.array, list(fluid)).sum(axis=DEPTH_AXIS) * (
         labels.spacing[DEPTH_AXIS] * 1000.0
@@ -52,9 +71,10 @@ def etdrs_figure(labels: Volume, analysis: OCTAnalysis, fluid: Mapping[int, str]
     figure = new_figure(4.6, 4.0)
     figure.subplots_adjust(left=0.14, right=0.97, bottom=0.12, top=0.93)
     ax = figure.subplots()
-    mesh = ax.pcolormesh(mirror * coords[..., 0], coords[..., 1], height_um, shading="nearest",
-                         cmap="magma", vmin=0)  # fmt: skip
-    figure.colorbar(mesh, ax=ax, label="fluid height (µm)", shrink=0.8)
+    shown = ax.imshow(_fundus_map(labels, analysis, height_um, mirror), origin="lower",
+                      extent=(-_EXTENT_MM, _EXTENT_MM) * 2, cmap="magma", vmin=0,
+                      interpolation="nearest")  # fmt: skip
+    figure.colorbar(shown, ax=ax, label="fluid height (µm)", shrink=0.8)
     _grid(ax)
     for sub in analysis.etdrs:
         angle = np.radians(_SECTOR_ANGLE[sub.sector])
@@ -63,8 +83,6 @@ def etdrs_figure(labels: Volume, analysis: OCTAnalysis, fluid: Mapping[int, str]
         total = sum(sub.fluid_nl.values())
         ax.text(x, y, f"{total:.0f}", color="cyan", ha="center", va="center", fontsize=8,
                 fontweight="bold")  # fmt: skip
-    ax.set_xlim(-3.4, 3.4)
-    ax.set_ylim(-3.4, 3.4)
     ax.set_aspect("equal")
     ax.set_facecolor("#202020")
     left, right = ("T", "N") if analysis.laterality == "OD" else ("N", "T")

@@ -116,28 +116,32 @@ def enface_frame(
     return EnFaceFrame(affine_lps, origin, _unit(nasal), superior, depth)
 
 
-def subfield_of(enface_mm: npt.NDArray[np.float64]) -> npt.NDArray[np.str_]:
-    """ETDRS subfield name (or ``"outside"``) of ``(..., 2)`` en-face points (nasal, superior)."""
+SUBFIELD_NAMES: tuple[str, ...] = (*(name for name, _, _ in SUBFIELDS), OUTSIDE)
+"""Names by :func:`subfield_index` code: 0 central, 1-4 inner S/N/I/T, 5-8 outer, 9 outside."""
+
+
+def subfield_index(enface_mm: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
+    """ETDRS subfield code (index into :data:`SUBFIELD_NAMES`) of ``(..., 2)`` en-face points.
+
+    Points are (nasal, superior) mm from the fovea. Sector boundaries are the diagonals; a point
+    on a boundary belongs to the sector counter-clockwise from nasal (superior at +45°).
+    """
     nasal, sup = enface_mm[..., 0], enface_mm[..., 1]
     radius = np.hypot(nasal, sup)
     angle = np.degrees(np.arctan2(sup, nasal))
-    sector = np.select(
-        [
-            (angle > 45) & (angle <= 135),
-            (angle > -45) & (angle <= 45),
-            (angle > -135) & (angle <= -45),
-        ],
-        ["superior", "nasal", "inferior"],
-        "temporal",
-    )
-    ring = np.select(
-        [radius <= CENTRAL_RADIUS_MM, radius <= INNER_RADIUS_MM, radius <= OUTER_RADIUS_MM],
-        ["central", "inner", "outer"],
-        OUTSIDE,
-    )
-    name = np.char.add(np.char.add(ring, "_"), sector)
-    name = np.where(ring == "central", "central", name)
-    return np.where(ring == OUTSIDE, OUTSIDE, name)
+    sector = np.full(radius.shape, 3, dtype=np.int64)  # temporal
+    sector[(angle > 45) & (angle <= 135)] = 0  # superior
+    sector[(angle > -45) & (angle <= 45)] = 1  # nasal
+    sector[(angle > -135) & (angle <= -45)] = 2  # inferior
+    code = np.where(radius <= INNER_RADIUS_MM, 1 + sector, 5 + sector)
+    code[radius <= CENTRAL_RADIUS_MM] = 0
+    code[radius > OUTER_RADIUS_MM] = len(SUBFIELD_NAMES) - 1
+    return code
+
+
+def subfield_of(enface_mm: npt.NDArray[np.float64]) -> npt.NDArray[np.str_]:
+    """ETDRS subfield name (or ``"outside"``) of ``(..., 2)`` en-face points (nasal, superior)."""
+    return np.asarray(SUBFIELD_NAMES)[subfield_index(enface_mm)]
 
 
 def subfield_coverage(
@@ -150,14 +154,12 @@ def subfield_coverage(
     """
     axis = np.arange(-OUTER_RADIUS_MM, OUTER_RADIUS_MM + step_mm / 2, step_mm)
     points = np.stack(np.meshgrid(axis, axis, indexing="ij"), axis=-1).reshape(-1, 2)
-    names = subfield_of(points)
+    codes = subfield_index(points)
     ik = frame.to_column(points)
     inside = (
         (ik[:, 0] >= -0.5) & (ik[:, 0] <= shape[0] - 0.5)
         & (ik[:, 1] >= -0.5) & (ik[:, 1] <= shape[2] - 0.5)
     )  # fmt: skip
-    coverage = {}
-    for name, _, _ in SUBFIELDS:
-        mine = names == name
-        coverage[name] = float(inside[mine].mean()) if mine.any() else 0.0
-    return coverage
+    covered = np.bincount(codes[inside], minlength=len(SUBFIELD_NAMES))
+    total = np.bincount(codes, minlength=len(SUBFIELD_NAMES))
+    return {name: float(covered[n] / max(total[n], 1)) for n, (name, _, _) in enumerate(SUBFIELDS)}

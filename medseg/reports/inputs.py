@@ -103,6 +103,25 @@ def _text(*values: Any) -> str | None:
     return next((str(v) for v in values if v not in (None, "")), None)
 
 
+def normalize_laterality(value: Any) -> str | None:
+    """``"OD"``/``"OS"`` from OD/OS, R/L or right/left (any case); ``None`` otherwise."""
+    text = str(value or "").strip().upper()
+    return {"OD": "OD", "R": "OD", "RIGHT": "OD", "OS": "OS", "L": "OS", "LEFT": "OS"}.get(text)
+
+
+def normalize_date(value: Any) -> str | None:
+    """``YYYYMMDD`` from ``YYYYMMDD`` or ISO ``YYYY-MM-DD[...]``; other text is kept as is."""
+    text = str(value or "").strip()
+    if (
+        len(text) >= 10
+        and text[4] == "-"
+        and text[7] == "-"
+        and text[:10].replace("-", "").isdigit()
+    ):
+        return text[:10].replace("-", "")
+    return text or None
+
+
 def _find_image(folder: Path, case_id: str) -> str | None:
     for base in (folder, folder / "images"):
         for suffix in _IMAGE_SUFFIXES:
@@ -138,13 +157,12 @@ def _case_source(
         image = _find_image(image_dir, case_id)
     if image is None and entry.get("source") and Path(str(entry["source"])).exists():
         image = str(entry["source"])
-    laterality = _text(entry.get("laterality"), mcase and mcase.laterality)
     labels_path = _output(pred_dir, entry, "labels", f"{case_id}.nii.gz")
     return CaseSource(
         case_id=case_id,
         patient_id=_text(entry.get("patient_id"), mcase and mcase.patient_id) or case_id,
-        study_date=_text(entry.get("study_date"), mcase and mcase.study_date),
-        laterality=laterality if laterality in ("OD", "OS") else None,
+        study_date=normalize_date(_text(entry.get("study_date"), mcase and mcase.study_date)),
+        laterality=normalize_laterality(_text(entry.get("laterality"), mcase and mcase.laterality)),
         modality=_text(entry.get("modality"), mcase and mcase.modality),
         labels_path=labels_path or pred_dir / f"{case_id}.nii.gz",
         instances_path=_output(pred_dir, entry, "instances", f"{case_id}{INSTANCES_SUFFIX}.nii.gz"),

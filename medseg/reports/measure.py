@@ -40,15 +40,33 @@ def label_name(names: Mapping[int, str], label: int) -> str:
     return names.get(label, f"label_{label}")
 
 
+def _bounding_box(mask: npt.NDArray[np.bool_]) -> _Slices | None:
+    """Slices of the smallest box holding every True voxel (``None`` for an empty mask)."""
+    box = []
+    for axis in range(3):
+        hit = np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axis)))
+        if hit.size == 0:
+            return None
+        box.append(slice(int(hit[0]), int(hit[-1]) + 1))
+    return tuple(box)  # type: ignore[return-value]
+
+
 def _semantic_components(
     labels: npt.NDArray[np.integer], lesion_labels: Sequence[int], connectivity: int
 ) -> Iterator[tuple[int, None, _Slices, npt.NDArray[np.bool_]]]:
     structure = ndimage.generate_binary_structure(3, connectivity)
     for value in lesion_labels:
-        components, _ = ndimage.label(labels == value, structure=structure)
-        for n, slices in enumerate(ndimage.find_objects(components), start=1):
-            if slices is not None:
-                yield value, None, slices, components[slices] == n
+        mask = labels == value
+        box = _bounding_box(mask)
+        if box is None:
+            continue
+        components, _ = ndimage.label(mask[box], structure=structure)  # label the box only
+        for n, local in enumerate(ndimage.find_objects(components), start=1):
+            if local is not None:
+                slices = tuple(
+                    slice(b.start + s.start, b.start + s.stop) for b, s in zip(box, local)
+                )
+                yield value, None, slices, components[local] == n  # type: ignore[misc]
 
 
 def _instance_components(

@@ -18,12 +18,12 @@ from medseg.io.volume import Volume
 from medseg.reports.enface import (
     BSCAN_AXIS,
     DEPTH_AXIS,
-    OUTSIDE,
     SUBFIELDS,
     EnFaceFrame,
     enface_frame,
     subfield_area_mm2,
     subfield_coverage,
+    subfield_index,
     subfield_of,
 )
 from medseg.reports.fovea import find_fovea
@@ -104,7 +104,7 @@ def thickness_map_um(labels: Volume, classes: OCTClasses) -> npt.NDArray[np.floa
 def _subfields(
     labels: Volume, frame: EnFaceFrame, classes: OCTClasses
 ) -> tuple[list[Subfield], dict[str, float]]:
-    names = subfield_of(frame.column_coords(labels.shape))
+    codes = subfield_index(frame.column_coords(labels.shape))
     nl_per_voxel = labels.voxel_volume_mm3 * NL_PER_MM3
     column_nl = {
         name: (labels.array == v).sum(axis=DEPTH_AXIS) * nl_per_voxel
@@ -113,8 +113,8 @@ def _subfields(
     thickness = thickness_map_um(labels, classes) if classes.retina is not None else None
     coverage = subfield_coverage(frame, labels.shape)
     out = []
-    for name, ring, sector in SUBFIELDS:
-        mine = names == name
+    for code, (name, ring, sector) in enumerate(SUBFIELDS):
+        mine = codes == code
         mean_um = None
         if thickness is not None and np.isfinite(thickness[mine]).any():
             mean_um = float(np.nanmean(thickness[mine]))
@@ -125,7 +125,8 @@ def _subfields(
                 fluid_nl={fluid: float(m[mine].sum()) for fluid, m in column_nl.items()},
             )
         )  # fmt: skip
-    outside = {fluid: float(m[names == OUTSIDE].sum()) for fluid, m in column_nl.items()}
+    beyond = codes == len(SUBFIELDS)
+    outside = {fluid: float(m[beyond].sum()) for fluid, m in column_nl.items()}
     return out, outside
 
 

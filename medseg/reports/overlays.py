@@ -22,6 +22,7 @@ from medseg.reports.schema import LesionRecord
 
 PANEL_HEIGHT_PX = 220
 OCT_WIDTH_PX = 640
+OCT_DEPTH_MM = 1.2
 MARGIN_MM = 20.0
 _YELLOW = (255, 225, 25)
 Segment = tuple[tuple[float, float], tuple[float, float], bool]
@@ -84,7 +85,7 @@ def render_plane(
 
 def _png(picture: Any) -> bytes:
     buffer = io.BytesIO()
-    picture.save(buffer, format="PNG")
+    picture.save(buffer, format="PNG", compress_level=3)
     return buffer.getvalue()
 
 
@@ -152,14 +153,16 @@ def ct_lesion_figure(
 def oct_lesion_figure(
     image: Volume | None, labels: Volume, lesion: LesionRecord, classes: Mapping[int, str]
 ) -> FigureImage:
-    """The B-scan where a fluid pocket is widest (depth stretched to 0.4 of the width)."""
+    """The B-scan where a fluid pocket is widest, 1.2 mm deep around it (depth stretched)."""
     k = lesion.inplane_slice
     plane = image.array[:, :, k] if image is not None else np.zeros(labels.shape[:2])
-    segments = [((a[0], a[1]), (b[0], b[1]), dashed) for a, b, dashed in _axes(lesion)]
+    rows = _crop(lesion.centroid_voxel[1], OCT_DEPTH_MM / 2 / labels.spacing[1], plane.shape[1])
+    segments = [((a[0], a[1] - rows.start), (b[0], b[1] - rows.start), dashed)
+                for a, b, dashed in _axes(lesion)]  # fmt: skip
     size = (OCT_WIDTH_PX, int(0.4 * OCT_WIDTH_PX))
     window = display_range(plane, "OPT")
-    picture = render_plane(plane, labels.array[:, :, k], classes=classes, window=window,
-                           size_px=size, segments=segments)  # fmt: skip
+    picture = render_plane(plane[:, rows], labels.array[:, rows, k], classes=classes,
+                           window=window, size_px=size, segments=segments)  # fmt: skip
     volume = f"{lesion.volume_nl:.1f} nL" if lesion.volume_nl is not None else ""
     where = f", subfield {lesion.etdrs_subfield}" if lesion.etdrs_subfield else ""
     caption = (

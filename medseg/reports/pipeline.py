@@ -24,7 +24,12 @@ from medseg.reports.build import build_patient_report, is_oct, measure_study
 from medseg.reports.charts import bscan_area_figure, etdrs_figure
 from medseg.reports.eval_results import CaseMetrics, load_evaluation
 from medseg.reports.figures import FigureImage
-from medseg.reports.inputs import CaseSource, PredictionSet, load_instance_info
+from medseg.reports.inputs import (
+    CaseSource,
+    PredictionSet,
+    load_instance_info,
+    normalize_laterality,
+)
 from medseg.reports.overlays import ct_lesion_figure, oct_lesion_figure
 from medseg.reports.phi import read_personal_data
 from medseg.reports.render import cohort_rows, write_cohort_csv, write_patient_report
@@ -112,6 +117,9 @@ def _measure_case(
     labels = read_volume(case.labels_path)
     instances = read_volume(case.instances_path) if case.instances_path else None
     image = _read_image(case, study)
+    if image is not None:  # header facts the run report and manifest did not give
+        study.laterality = study.laterality or normalize_laterality(image.meta.get("laterality"))  # type: ignore[assignment]
+        study.modality = study.modality or image.meta.get("modality") or None
     measured = measure_study(
         study, labels, label_names=predictions.label_names,
         lesion_labels=predictions.lesion_labels, image=image, instances=instances,

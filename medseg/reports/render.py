@@ -7,6 +7,7 @@ The HTML is one file: inline CSS, figures embedded as base64 PNG, no scripts, fo
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -101,6 +102,22 @@ def _fmt(value: Any, digits: int = 1) -> str:
     return str(value)
 
 
+@functools.cache
+def _template() -> Any:
+    """The compiled HTML template (jinja2 is imported on first use)."""
+    from jinja2 import Environment, PackageLoader, StrictUndefined
+
+    env = Environment(
+        loader=PackageLoader("medseg.reports", "templates"),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["fmt"] = _fmt
+    return env.get_template("report.html.j2")
+
+
 def render_html(
     report: PatientReport,
     figures: Mapping[str, Sequence[FigureImage]],
@@ -114,17 +131,7 @@ def render_html(
         figures: case id -> figures of that study (lesion overlays, ETDRS map, ...).
         trend: the longitudinal trend figure, if any.
     """
-    from jinja2 import Environment, PackageLoader, StrictUndefined
-
-    env = Environment(
-        loader=PackageLoader("medseg.reports", "templates"),
-        autoescape=True,
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters["fmt"] = _fmt
-    template = env.get_template("report.html.j2")
+    template = _template()
     classes = dict.fromkeys((t.label, t.label_name) for s in report.studies for t in s.totals)
     return template.render(
         report=report,

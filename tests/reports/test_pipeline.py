@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import re
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -93,7 +94,9 @@ def test_html_is_valid_self_contained_with_table_and_figures(oct_run: tuple) -> 
         html = (out / patient.patient_id / "report.html").read_text()
         checker = check_html(html)
         assert not checker.problems, checker.problems[:5]
-        assert "http" not in html.lower() and "url(" not in html and "@import" not in html
+        text = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", html)  # figures aside
+        assert "http" not in text.lower() and "url(" not in text and "@import" not in text
+        assert "<script" not in text.lower() and "<link" not in text.lower()
         assert checker.images and all(
             s.startswith("data:image/png;base64,") for s in checker.images
         )
@@ -217,3 +220,37 @@ def test_instances_and_evaluation_metrics(synth_dir: Callable[..., Path], tmp_pa
     assert study.metrics == {"lesion.dice": 0.91, "lesion.hd95_mm": 2.5, "lesions.tp": 1.0,
                              "lesions.fn": 1.0}  # fmt: skip
     assert "eval.lesion.dice" in (tmp_path / "out" / "cohort.csv").read_text()
+
+
+def test_laterality_and_modality_from_the_dicom_header(
+    synth_dir: Callable[..., Path], tmp_path: Path
+) -> None:
+    root = synth_dir("oct", "dicom", visits=2)
+    write_predictions(root, tmp_path / "pred", modality="OPT", case_fields=("source",))
+    predictions = load_prediction_set(tmp_path / "pred")
+    assert all(c.laterality is None and c.modality is None for c in predictions.cases)
+    case = predictions.cases[0]
+    list(write_reports(predictions, tmp_path / "out"))
+    report = PatientReport.model_validate_json(
+        (tmp_path / "out" / case.case_id / "report.json").read_text()
+    )
+    study = report.studies[0]
+    assert study.modality == "OPT" and study.laterality == case.case_id.split("_")[1]
+    assert study.oct is not None and study.oct.laterality_source == "metadata"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [("R", "OD"), ("left", "OS"), ("OD", "OD"), ("", None), ("X", None)]
+)
+def test_normalize_laterality(value: str, expected: str | None) -> None:
+    from medseg.reports.inputs import normalize_laterality
+
+    assert normalize_laterality(value) == expected
+
+
+def test_normalize_date() -> None:
+    from medseg.reports.inputs import normalize_date
+
+    assert normalize_date("2024-01-15T10:00") == "20240115"
+    assert normalize_date("20240115") == "20240115"
+    assert normalize_date(None) is None
