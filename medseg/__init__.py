@@ -32,6 +32,9 @@ _LAZY: dict[str, str] = {
     "Volume": "medseg.io.volume",
     "read_volume": "medseg.io.read",
     "write_volume": "medseg.io.read",
+    "build_patient_report": "medseg.reports.build",
+    "load_prediction_set": "medseg.reports.inputs",
+    "write_reports": "medseg.reports.pipeline",
     "synth_ct": "medseg.synth.api",
     "synth_oct": "medseg.synth.api",
 }

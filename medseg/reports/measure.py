@@ -144,6 +144,12 @@ def _measure_one(
     return out
 
 
+def _check_grids(labels: Volume, image: Volume | None, instances: Volume | None) -> None:
+    for other, what in ((image, "image"), (instances, "instance map")):
+        if other is not None and other.shape != labels.shape:
+            raise ValueError(f"{what} shape {other.shape} differs from label shape {labels.shape}")
+
+
 def measure_lesions(
     labels: Volume,
     *,
@@ -174,9 +180,7 @@ def measure_lesions(
     Raises:
         ValueError: ``image`` or ``instances`` is not on the label map's grid.
     """
-    for other, what in ((image, "image"), (instances, "instance map")):
-        if other is not None and other.shape != labels.shape:
-            raise ValueError(f"{what} shape {other.shape} differs from label shape {labels.shape}")
+    _check_grids(labels, image, instances)
     names = dict(label_names or {})
     if instances is not None:
         found = _instance_components(labels.array, instances.array, instance_info or {})

@@ -90,6 +90,12 @@ def bscan_areas(labels: Volume, fluid: Mapping[int, str]) -> list[BscanArea]:
     ]
 
 
+def fluid_volumes_nl(labels: Volume, fluid: Mapping[int, str]) -> dict[str, float]:
+    """Total volume per fluid class in nL (voxel count x voxel volume)."""
+    nl_per_voxel = labels.voxel_volume_mm3 * NL_PER_MM3
+    return {name: float((labels.array == v).sum()) * nl_per_voxel for v, name in fluid.items()}
+
+
 def thickness_map_um(labels: Volume, classes: OCTClasses) -> npt.NDArray[np.float64]:
     """ILM-RPE thickness per A-scan ``(X, Z)`` in µm (retina and all fluid; NaN without retina)."""
     tissue = np.isin(labels.array, [classes.retina, *classes.fluid])
@@ -166,22 +172,12 @@ def analyze_oct(
     logger.debug("case %s: fovea by %s (%s)", case_id, fovea.method, fovea.detail)
     frame = enface_frame(labels.affine, eye, fovea.lps_mm, case_id=case_id)
     subfields, outside = _subfields(labels, frame, classes)
-    nl_per_voxel = labels.voxel_volume_mm3 * NL_PER_MM3
-    volumes = {
-        name: float((labels.array == v).sum()) * nl_per_voxel for v, name in classes.fluid.items()
-    }
-    central = next(s for s in subfields if s.name == "central")
     return OCTAnalysis(
-        laterality=eye,  # type: ignore[arg-type]
-        laterality_source=source,  # type: ignore[arg-type]
-        fovea=fovea,
-        bscan_spacing_mm=bscan_spacing_mm(labels),
-        bscan_areas=bscan_areas(labels, classes.fluid),
-        volumes_nl=volumes,
-        etdrs=subfields,
-        fluid_outside_grid_nl=outside,
-        central_subfield_thickness_um=central.thickness_um,
-    )
+        laterality=eye, laterality_source=source, fovea=fovea,  # type: ignore[arg-type]
+        bscan_spacing_mm=bscan_spacing_mm(labels), bscan_areas=bscan_areas(labels, classes.fluid),
+        volumes_nl=fluid_volumes_nl(labels, classes.fluid), etdrs=subfields,
+        fluid_outside_grid_nl=outside, central_subfield_thickness_um=subfields[0].thickness_um,
+    )  # fmt: skip
 
 
 def lesion_subfield(frame: EnFaceFrame, centroid_lps: Sequence[float]) -> str:

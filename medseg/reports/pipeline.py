@@ -32,8 +32,19 @@ from medseg.reports.inputs import (
 )
 from medseg.reports.overlays import ct_lesion_figure, oct_lesion_figure
 from medseg.reports.phi import read_personal_data
-from medseg.reports.render import cohort_rows, write_cohort_csv, write_patient_report
-from medseg.reports.schema import Checkpoint, PersonalData, Provenance, StudyReport
+from medseg.reports.render import (
+    cohort_rows,
+    patient_folder_name,
+    write_cohort_csv,
+    write_patient_report,
+)
+from medseg.reports.schema import (
+    Checkpoint,
+    PatientReport,
+    PersonalData,
+    Provenance,
+    StudyReport,
+)
 from medseg.types import PathLike
 
 logger = logging.getLogger(__name__)
@@ -187,6 +198,7 @@ def write_reports(
     metrics = load_evaluation(eval_dir)
     provenance = build_provenance(predictions, eval_dir)
     cohort: list[dict[str, Any]] = []
+    folders: set[str] = set()
     for patient_id, cases in predictions.patients.items():
         results: list[_CaseResult] = []
         for case in cases:
@@ -194,16 +206,56 @@ def write_reports(
             result = _process_case(case, predictions, metrics.get(case.case_id, {}), include_phi)
             results.append(result)
             yield _outcome(result, patient_id, time.perf_counter() - start)
-        personal = next((r.personal_data for r in results if r.personal_data), None)
-        report = build_patient_report(
-            patient_id, [r.study for r in results], provenance=provenance,
-            labels={str(k): v for k, v in predictions.label_names.items()},
-            lesion_labels=predictions.lesion_labels or [], personal_data=personal,
-            warnings=predictions.warnings,
-        )  # fmt: skip
-        write_patient_report(report, root, {r.study.case_id: r.figures for r in results})
+        report = _patient_report(patient_id, results, predictions, provenance)
+        folder = _unique(patient_folder_name(patient_id), folders)
+        write_patient_report(report, root, {r.study.case_id: r.figures for r in results},
+                             folder_name=folder)  # fmt: skip
         cohort.extend(cohort_rows(report))
     write_cohort_csv(cohort, root)
+
+
+def _unique(name: str, used: set[str]) -> str:
+    """``name``, or ``name_2``, ``name_3``... when two patient ids map to the same folder."""
+    candidate, n = name, 1
+    while candidate.lower() in used:
+        n += 1
+        candidate = f"{name}_{n}"
+    used.add(candidate.lower())
+    return candidate
+
+
+def _patient_report(
+    patient_id: str, results: list[_CaseResult], predictions: PredictionSet, provenance: Provenance
+) -> PatientReport:
+    return build_patient_report(
+        patient_id, [r.study for r in results], provenance=provenance,
+        labels={str(k): v for k, v in predictions.label_names.items()},
+        lesion_labels=predictions.lesion_labels or [],
+        personal_data=next((r.personal_data for r in results if r.personal_data), None),
+        warnings=predictions.warnings,
+    )  # fmt: skip
+
+
+def _unique(name: str, used: set[str]) -> str:
+    """``name``, or ``name_2``, ``name_3``... when two patient ids map to the same folder."""
+    candidate, n = name, 1
+    while candidate.lower() in used:
+        n += 1
+        candidate = f"{name}_{n}"
+    used.add(candidate.lower())
+    return candidate
+
+
+def _patient_report(
+    patient_id: str, results: list[_CaseResult], predictions: PredictionSet, provenance: Provenance
+) -> PatientReport:
+    return build_patient_report(
+        patient_id, [r.study for r in results], provenance=provenance,
+        labels={str(k): v for k, v in predictions.label_names.items()},
+        lesion_labels=predictions.lesion_labels or [],
+        personal_data=next((r.personal_data for r in results if r.personal_data), None),
+        warnings=predictions.warnings,
+    )  # fmt: skip
 
 
 def report_folder(out_dir: PathLike, patient_id: str) -> Path:

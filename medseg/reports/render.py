@@ -24,6 +24,17 @@ COHORT_CSV = "cohort.csv"
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
+_EMPTY_LESION = LesionRecord(
+    lesion_id=1, label=0, label_name="", n_voxels=1, volume_mm3=0.0, longest_diameter_mm=0.0,
+    inplane_long_mm=0.0, inplane_short_mm=0.0, inplane_slice=0,
+    long_axis_voxel=((0, 0, 0), (0, 0, 0)), short_axis_voxel=((0, 0, 0), (0, 0, 0)),
+    centroid_lps_mm=(0, 0, 0), centroid_voxel=(0, 0, 0), bbox_voxel_min=(0, 0, 0),
+    bbox_voxel_max=(0, 0, 0), bbox_lps_min_mm=(0, 0, 0), bbox_lps_max_mm=(0, 0, 0),
+    slice_first=0, slice_last=0,
+)  # fmt: skip
+"""Template record giving ``lesions.csv`` its header when a patient has no lesions."""
+
+
 def patient_folder_name(patient_id: str) -> str:
     """A file-system-safe folder name for a patient id (other characters become ``_``)."""
     name = _SAFE.sub("_", patient_id).strip("._")
@@ -146,13 +157,21 @@ def write_patient_report(
     report: PatientReport,
     out_dir: PathLike,
     figures: Mapping[str, Sequence[FigureImage]] | None = None,
+    *,
+    folder_name: str | None = None,
 ) -> Path:
     """Write ``<out_dir>/<patient>/report.json``, ``lesions.csv`` and ``report.html``.
+
+    Args:
+        report: the patient report.
+        out_dir: the report folder.
+        figures: case id -> figures of that study.
+        folder_name: the patient folder's name (default :func:`patient_folder_name`).
 
     Returns:
         The patient folder.
     """
-    folder = Path(out_dir) / patient_folder_name(report.patient_id)
+    folder = Path(out_dir) / (folder_name or patient_folder_name(report.patient_id))
     folder.mkdir(parents=True, exist_ok=True)
     write_text_atomic(folder / "report.json", report.model_dump_json(indent=2) + "\n")
     rows = [lesion_row(s, les) for s in report.studies for les in s.lesions]
@@ -166,14 +185,3 @@ def write_patient_report(
 def write_cohort_csv(rows: Sequence[Mapping[str, Any]], out_dir: PathLike) -> Path:
     """Write ``<out_dir>/cohort.csv`` (one row per patient study)."""
     return write_text_atomic(Path(out_dir) / COHORT_CSV, csv_text(rows))
-
-
-_EMPTY_LESION = LesionRecord(
-    lesion_id=1, label=0, label_name="", n_voxels=1, volume_mm3=0.0, longest_diameter_mm=0.0,
-    inplane_long_mm=0.0, inplane_short_mm=0.0, inplane_slice=0,
-    long_axis_voxel=((0, 0, 0), (0, 0, 0)), short_axis_voxel=((0, 0, 0), (0, 0, 0)),
-    centroid_lps_mm=(0, 0, 0), centroid_voxel=(0, 0, 0), bbox_voxel_min=(0, 0, 0),
-    bbox_voxel_max=(0, 0, 0), bbox_lps_min_mm=(0, 0, 0), bbox_lps_max_mm=(0, 0, 0),
-    slice_first=0, slice_last=0,
-)  # fmt: skip
-"""Template record giving ``lesions.csv`` its header when a patient has no lesions."""

@@ -254,3 +254,21 @@ def test_normalize_date() -> None:
     assert normalize_date("2024-01-15T10:00") == "20240115"
     assert normalize_date("20240115") == "20240115"
     assert normalize_date(None) is None
+
+
+def test_patient_ids_that_clash_as_folder_names_get_their_own_folder(
+    synth_dir: Callable[..., Path], tmp_path: Path
+) -> None:
+    root = synth_dir("ct", "nifti")
+    write_predictions(root, tmp_path / "pred", modality="CT")
+    run = json.loads((tmp_path / "pred" / "run_report.json").read_text())
+    run["cases"][0]["patient_id"], run["cases"][1]["patient_id"] = "A/B", "A_B"
+    (tmp_path / "pred" / "run_report.json").write_text(json.dumps(run))
+    import medseg
+
+    list(medseg.write_reports(medseg.load_prediction_set(tmp_path / "pred"), tmp_path / "out"))
+    ids = {
+        json.loads((tmp_path / "out" / name / "report.json").read_text())["patient_id"]
+        for name in ("A_B", "A_B_2")
+    }
+    assert ids == {"A/B", "A_B"}
