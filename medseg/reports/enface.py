@@ -49,7 +49,7 @@ def subfield_area_mm2(ring: str) -> float:
 
 
 def _unit(vector: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    return vector / np.linalg.norm(vector)
+    return np.asarray(vector / np.linalg.norm(vector), dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,8 @@ class EnFaceFrame:
         basis = np.array([[self.nasal @ a[:, 0], self.nasal @ a[:, 2]],
                           [self.superior @ a[:, 0], self.superior @ a[:, 2]]])  # fmt: skip
         zero = self.to_enface(self.affine_lps[:3, 3])
-        return (np.asarray(enface_mm, dtype=np.float64) - zero) @ np.linalg.inv(basis).T
+        relative = np.asarray(enface_mm, dtype=np.float64) - zero
+        return np.asarray(relative @ np.linalg.inv(basis).T, dtype=np.float64)
 
 
 def enface_frame(

@@ -66,12 +66,13 @@ def _argmin_central(score: _Map) -> tuple[float, float, float]:
 
 def _smooth(enface: _Map, volume: Volume) -> _Map:
     sx, sz = _enface_spacing(volume)
-    return ndimage.gaussian_filter(enface, (SMOOTH_MM / sx, SMOOTH_MM / sz), mode="nearest")
+    sigma = (SMOOTH_MM / sx, SMOOTH_MM / sz)
+    return np.asarray(ndimage.gaussian_filter(enface, sigma, mode="nearest"), dtype=np.float64)
 
 
 def _first_index(mask: npt.NDArray[np.bool_]) -> _Map:
     """Per column, index of the first True along the depth axis (NaN where none)."""
-    first = np.argmax(mask, axis=DEPTH_AXIS).astype(np.float64)
+    first: _Map = np.argmax(mask, axis=DEPTH_AXIS).astype(np.float64)
     first[~mask.any(axis=DEPTH_AXIS)] = np.nan
     return first
 

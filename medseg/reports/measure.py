@@ -182,6 +182,7 @@ def measure_lesions(
     """
     _check_grids(labels, image, instances)
     names = dict(label_names or {})
+    found: Iterator[tuple[int, int | None, _Slices, npt.NDArray[np.bool_]]]
     if instances is not None:
         found = _instance_components(labels.array, instances.array, instance_info or {})
     else:

@@ -129,7 +129,7 @@ def ct_lesion_figure(
     up = bool(ras_to_lps_affine(labels.affine)[2, 2] > 0)  # slice index grows superiorly
     x0, y0 = crop[0].start, crop[1].start
     axes = [((a[0] - x0, a[1] - y0), (b[0] - x0, b[1] - y0), dash) for a, b, dash in _axes(lesion)]
-    views = [
+    views: list[tuple[Any, tuple[int, int], Sequence[Segment], bool]] = [
         (np.s_[crop[0], crop[1], lesion.inplane_slice], (0, 1), axes, False),
         (np.s_[crop[0], centre[1], crop[2]], (0, 2), (), up),
         (np.s_[centre[0], crop[1], crop[2]], (1, 2), (), up),

@@ -12,7 +12,6 @@ import logging
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from medseg._version import __version__
@@ -234,32 +233,3 @@ def _patient_report(
         personal_data=next((r.personal_data for r in results if r.personal_data), None),
         warnings=predictions.warnings,
     )  # fmt: skip
-
-
-def _unique(name: str, used: set[str]) -> str:
-    """``name``, or ``name_2``, ``name_3``... when two patient ids map to the same folder."""
-    candidate, n = name, 1
-    while candidate.lower() in used:
-        n += 1
-        candidate = f"{name}_{n}"
-    used.add(candidate.lower())
-    return candidate
-
-
-def _patient_report(
-    patient_id: str, results: list[_CaseResult], predictions: PredictionSet, provenance: Provenance
-) -> PatientReport:
-    return build_patient_report(
-        patient_id, [r.study for r in results], provenance=provenance,
-        labels={str(k): v for k, v in predictions.label_names.items()},
-        lesion_labels=predictions.lesion_labels or [],
-        personal_data=next((r.personal_data for r in results if r.personal_data), None),
-        warnings=predictions.warnings,
-    )  # fmt: skip
-
-
-def report_folder(out_dir: PathLike, patient_id: str) -> Path:
-    """Where :func:`write_reports` puts a patient's files."""
-    from medseg.reports.render import patient_folder_name
-
-    return Path(out_dir) / patient_folder_name(patient_id)

@@ -144,12 +144,14 @@ def render_html(
     """
     template = _template()
     classes = dict.fromkeys((t.label, t.label_name) for s in report.studies for t in s.totals)
-    return template.render(
-        report=report,
-        classes=list(classes),
-        figures=figures,
-        trend=trend,
-        generated=report.provenance.report_created,
+    return str(
+        template.render(
+            report=report,
+            classes=list(classes),
+            figures=figures,
+            trend=trend,
+            generated=report.provenance.report_created,
+        )
     )
 
 

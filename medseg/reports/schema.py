@@ -16,7 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-REPORT_SCHEMA_VERSION = 1
+REPORT_SCHEMA_VERSION: Literal[1] = 1
 MEASUREMENT_VERSION = 1
 """Version of the measurement definitions below; bumped whenever a number would change."""
 
@@ -36,11 +36,11 @@ class LesionRecord(_Model):
     lesion_id: int = Field(ge=1, description="1-based, unique within the study, by class then size")
     label: int = Field(description="class value in the label map")
     label_name: str
-    instance_id: int | None = Field(None, description="id in the instance map, when given")
-    score: float | None = Field(None, description="detection score from the instance JSON")
+    instance_id: int | None = Field(default=None, description="id in the instance map, when given")
+    score: float | None = Field(default=None, description="detection score from the instance JSON")
     n_voxels: int = Field(ge=1)
     volume_mm3: float = Field(ge=0)
-    volume_nl: float | None = Field(None, description="OCT only; 1 nL = 0.001 mm³")
+    volume_nl: float | None = Field(default=None, description="OCT only; 1 nL = 0.001 mm³")
     longest_diameter_mm: float = Field(
         ge=0, description="max distance between voxel centres of the lesion (3D)"
     )
@@ -57,9 +57,13 @@ class LesionRecord(_Model):
     bbox_lps_max_mm: Vec3
     slice_first: int = Field(description="first slice / B-scan index k holding the lesion")
     slice_last: int
-    mean_intensity: float | None = Field(None, description="image values inside, when given")
+    mean_intensity: float | None = Field(
+        default=None, description="image values inside, when given"
+    )
     max_intensity: float | None = None
-    etdrs_subfield: str | None = Field(None, description="OCT: subfield holding the centroid")
+    etdrs_subfield: str | None = Field(
+        default=None, description="OCT: subfield holding the centroid"
+    )
 
 
 class ClassTotal(_Model):
@@ -97,7 +101,9 @@ class Subfield(_Model):
     area_mm2: float
     coverage: float = Field(ge=0, le=1, description="fraction of the subfield inside the scan")
     fluid_nl: dict[str, float]
-    thickness_um: float | None = Field(None, description="mean ILM-RPE thickness (retina label)")
+    thickness_um: float | None = Field(
+        default=None, description="mean ILM-RPE thickness (retina label)"
+    )
 
 
 class OCTAnalysis(_Model):
@@ -118,7 +124,7 @@ class StudyReport(_Model):
     """One predicted case of the patient (one scan, or one eye at one visit)."""
 
     case_id: str
-    study_date: str | None = Field(None, description="YYYYMMDD when known")
+    study_date: str | None = Field(default=None, description="YYYYMMDD when known")
     laterality: Literal["OD", "OS"] | None = None
     modality: str | None = None
     status: StudyStatus = "done"
@@ -147,7 +153,9 @@ class ChangeRow(_Model):
     volume_mm3: float
     count_change_prev: int | None = None
     volume_change_prev_mm3: float | None = None
-    volume_change_prev_pct: float | None = Field(None, description="null when previous was 0")
+    volume_change_prev_pct: float | None = Field(
+        default=None, description="null when previous was 0"
+    )
     count_change_baseline: int | None = None
     volume_change_baseline_mm3: float | None = None
     volume_change_baseline_pct: float | None = None

@@ -225,7 +225,7 @@ def test_instances_and_evaluation_metrics(synth_dir: Callable[..., Path], tmp_pa
 def test_laterality_and_modality_from_the_dicom_header(
     synth_dir: Callable[..., Path], tmp_path: Path
 ) -> None:
-    root = synth_dir("oct", "dicom", visits=2)
+    root = synth_dir("oct", "dicom", patients=1)
     write_predictions(root, tmp_path / "pred", modality="OPT", case_fields=("source",))
     predictions = load_prediction_set(tmp_path / "pred")
     assert all(c.laterality is None and c.modality is None for c in predictions.cases)
