@@ -23,6 +23,7 @@ from medseg.reports.enface import (
 )
 from medseg.reports.figures import FigureImage, colour_of, new_figure, to_png
 from medseg.reports.longitudinal import series_key, study_order_key
+from medseg.reports.measure import label_mask
 from medseg.reports.schema import OCTAnalysis, PatientReport
 
 _SECTOR_ANGLE = {
@@ -65,7 +66,7 @@ def _fundus_map(
 def etdrs_figure(labels: Volume, analysis: OCTAnalysis, fluid: Mapping[int, str]) -> FigureImage:
     """En-face fluid height map with the ETDRS grid and total fluid (nL) per subfield."""
     mirror = 1.0 if analysis.laterality == "OD" else -1.0  # fundus x = patient left
-    height_um = np.isin(labels.array, list(fluid)).sum(axis=DEPTH_AXIS) * (
+    height_um = label_mask(labels.array, fluid).sum(axis=DEPTH_AXIS) * (
         labels.spacing[DEPTH_AXIS] * 1000.0
     )
     figure = new_figure(4.6, 4.0)
@@ -98,7 +99,7 @@ def etdrs_figure(labels: Volume, analysis: OCTAnalysis, fluid: Mapping[int, str]
 
 
 def bscan_area_figure(analysis: OCTAnalysis) -> FigureImage:
-    """Stacked bars of fluid area per B-scan and class."""
+    """Stacked areas (steps, one per B-scan) of fluid per B-scan and class."""
     figure = new_figure(6.0, 2.4)
     figure.subplots_adjust(left=0.11, right=0.98, bottom=0.2, top=0.95)
     ax = figure.subplots()
@@ -106,8 +107,11 @@ def bscan_area_figure(analysis: OCTAnalysis) -> FigureImage:
     bottom = np.zeros(len(index))
     for n, name in enumerate(analysis.volumes_nl):
         areas = np.array([a.areas_mm2.get(name, 0.0) for a in analysis.bscan_areas])
-        ax.bar(index, areas, bottom=bottom, label=name, color=colour_of(n + 1), width=0.85)
+        ax.fill_between(index, bottom, bottom + areas, step="mid", label=name,
+                        color=colour_of(n + 1), linewidth=0)  # fmt: skip
         bottom += areas
+    ax.set_xlim(index[0] - 0.5, index[-1] + 0.5)
+    ax.set_ylim(bottom=0)
     ax.set_xlabel("B-scan")
     ax.set_ylabel("fluid area (mm²)")
     if analysis.volumes_nl:
@@ -124,10 +128,10 @@ def _when(date: str | None, fallback: int) -> dt.date | int:
 
 
 def trend_figure(report: PatientReport) -> FigureImage | None:
-    """Total volume per class (and series) across studies; ``None`` for fewer than 2 studies."""
-    done = sorted((s for s in report.studies if s.status == "done"), key=study_order_key)
-    if len(done) < 2:
+    """Total volume per class (and series) across studies; ``None`` without a follow-up."""
+    if not report.changes:  # no series (eye) with two measured studies
         return None
+    done = sorted((s for s in report.studies if s.status == "done"), key=study_order_key)
     nanolitres = any(t.volume_nl is not None for s in done for t in s.totals)
     figure = new_figure(6.0, 2.8)
     figure.subplots_adjust(left=0.12, right=0.98, bottom=0.25, top=0.95)

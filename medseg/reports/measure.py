@@ -8,8 +8,9 @@ measured inside its bounding box only, so the cost grows with lesion size, not w
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -33,6 +34,14 @@ class InstanceInfo:
 
     label: int | None = None
     score: float | None = None
+
+
+def label_mask(array: npt.NDArray[Any], values: Iterable[int]) -> npt.NDArray[np.bool_]:
+    """Voxels whose label is one of ``values`` (faster than ``np.isin`` for a few values)."""
+    mask = np.zeros(array.shape, dtype=bool)
+    for value in values:
+        mask |= array == value
+    return mask
 
 
 def label_name(names: Mapping[int, str], label: int) -> str:

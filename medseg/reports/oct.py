@@ -27,7 +27,7 @@ from medseg.reports.enface import (
     subfield_of,
 )
 from medseg.reports.fovea import find_fovea
-from medseg.reports.measure import NL_PER_MM3
+from medseg.reports.measure import NL_PER_MM3, label_mask
 from medseg.reports.schema import BscanArea, Fovea, OCTAnalysis, Subfield
 
 logger = logging.getLogger(__name__)
@@ -98,7 +98,9 @@ def fluid_volumes_nl(labels: Volume, fluid: Mapping[int, str]) -> dict[str, floa
 
 def thickness_map_um(labels: Volume, classes: OCTClasses) -> npt.NDArray[np.float64]:
     """ILM-RPE thickness per A-scan ``(X, Z)`` in µm (retina and all fluid; NaN without retina)."""
-    tissue = np.isin(labels.array, [v for v in (classes.retina, *classes.fluid) if v is not None])
+    tissue = label_mask(
+        labels.array, [v for v in (classes.retina, *classes.fluid) if v is not None]
+    )
     depth = labels.shape[DEPTH_AXIS]
     top = np.argmax(tissue, axis=DEPTH_AXIS)
     bottom = depth - 1 - np.argmax(tissue[:, ::-1, :], axis=DEPTH_AXIS)

@@ -49,6 +49,8 @@ from medseg.types import PathLike
 logger = logging.getLogger(__name__)
 
 MAX_LESION_FIGURES = 3
+UPSTREAM_FAILED = frozenset({"failed", "error", "missing"})
+"""Run-report case statuses meaning there is no prediction to report (others are measured)."""
 
 
 @dataclass(frozen=True)
@@ -146,7 +148,7 @@ def _process_case(
         modality=case.modality, prediction_file=case.labels_path.name, metrics=dict(metrics),
     )  # fmt: skip
     personal = read_personal_data(case.image, root=case.image_root) if include_phi else None
-    if case.status != "done":
+    if case.status.lower() in UPSTREAM_FAILED:
         study.status, study.error = "skipped", f"prediction {case.status}: {case.error or '?'}"
         return _CaseResult(study, [], personal)
     try:

@@ -17,6 +17,7 @@ from typing import Any
 from medseg.io.atomic import write_text_atomic
 from medseg.reports.charts import trend_figure
 from medseg.reports.figures import FigureImage
+from medseg.reports.measure import NL_PER_MM3
 from medseg.reports.schema import LesionRecord, PatientReport, StudyReport
 from medseg.types import PathLike
 
@@ -144,10 +145,16 @@ def render_html(
     """
     template = _template()
     classes = dict.fromkeys((t.label, t.label_name) for s in report.studies for t in s.totals)
+    nanolitres = any(s.oct is not None for s in report.studies)  # OCT changes read in nL
+    scale = NL_PER_MM3 if nanolitres else 1.0
     return str(
         template.render(
             report=report,
             classes=list(classes),
+            unit="nL" if nanolitres else "mm³",
+            scale=scale,
+            digits=1 if nanolitres else 3,
+            scaled=lambda value: None if value is None else value * scale,
             figures=figures,
             trend=trend,
             generated=report.provenance.report_created,
