@@ -48,12 +48,15 @@ def main() -> None:
             distance = float(np.hypot(*frame.to_enface(np.asarray(fovea.lps_mm))))
             errors[name].append(distance if fovea.method != "scan_centre" else np.nan)
     spacing = truth.cases[0].spacing_mm
-    print(f"{len(truth.cases)} eyes, size {args.size}, spacing {spacing} mm (lateral, depth, B-scan)")
+    print(
+        f"{len(truth.cases)} eyes, size {args.size}, spacing {spacing} mm (lateral, depth, B-scan)"
+    )
     for name, values in errors.items():
         e = np.asarray(values) * 1000
         ok = np.isfinite(e)
-        print(f"{name:16s} found {ok.sum()}/{len(e)}  en-face error µm: median {np.median(e[ok]):.0f}"
-              f"  p90 {np.percentile(e[ok], 90):.0f}  max {e[ok].max():.0f}")  # fmt: skip
+        median, p90, top = np.median(e[ok]), np.percentile(e[ok], 90), e[ok].max()
+        stats = f"median {median:.0f}  p90 {p90:.0f}  max {top:.0f}"
+        print(f"{name:16s} found {ok.sum()}/{len(e)}  en-face error µm: {stats}")
     shutil.rmtree(work)
 
 

@@ -4,7 +4,7 @@ The synthetic truth labels stand in for predictions (with a run report pointing 
 sources), so the timing covers reading labels and images, measuring, fovea detection, figures and
 HTML. Usage, from the repository root::
 
-    python benchmarks/report_speed.py [--patients 20] [--kind oct|ct] [--size small] [--keep DIR]
+    python benchmarks/report_speed.py [--patients 20] [--kind oct|ct] [--size small] [--jobs 2]
 
 Prints the wall time of the whole command (interpreter start included) and per case.
 """
@@ -48,6 +48,7 @@ def main() -> None:
     parser.add_argument("--kind", choices=("oct", "ct"), default="oct")
     parser.add_argument("--size", choices=("tiny", "small", "realistic"), default="small")
     parser.add_argument("--visits", type=int, default=1)
+    parser.add_argument("--jobs", type=int, default=1, help="worker processes (medseg report -j)")
     parser.add_argument("--keep", type=Path, help="work folder to keep (default: a temp folder)")
     args = parser.parse_args()
 
@@ -56,9 +57,11 @@ def main() -> None:
     work = args.keep or Path(tempfile.mkdtemp(prefix="medseg-report-bench-"))
     synth = synth_oct if args.kind == "oct" else synth_ct
     synth(work / "scans", patients=args.patients, fmt="dicom", size=args.size, visits=args.visits)
-    n_cases = write_predictions(work / "scans", work / "pred", "OPT" if args.kind == "oct" else "CT")
-    command = [sys.executable, "-m", "medseg", "--no-progress", "-q", "report",
-               str(work / "pred"), "-o", str(work / "reports")]  # fmt: skip
+    n_cases = write_predictions(
+        work / "scans", work / "pred", "OPT" if args.kind == "oct" else "CT"
+    )
+    command = [sys.executable, "-m", "medseg", "--no-progress", "-q", "report", str(work / "pred"),
+               "-o", str(work / "reports"), "--jobs", str(args.jobs)]  # fmt: skip
     start = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True)
     seconds = time.perf_counter() - start
@@ -66,7 +69,8 @@ def main() -> None:
         sys.exit(f"medseg report failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     print(
         f"medseg report: {args.patients} {args.kind.upper()} patients ({args.size}, DICOM), "
-        f"{n_cases} cases: {seconds:.1f} s wall ({seconds / n_cases:.2f} s per case)"
+        f"{n_cases} cases, {args.jobs} job(s): {seconds:.1f} s wall "
+        f"({seconds / n_cases:.2f} s per case)"
     )
     if args.keep is None:
         shutil.rmtree(work)

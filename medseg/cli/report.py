@@ -63,6 +63,9 @@ def report_command(
     include_phi: Annotated[
         bool, typer.Option("--include-phi", help="Copy DICOM names and birth dates into reports.")
     ] = False,
+    jobs: Annotated[
+        int, typer.Option("--jobs", "-j", min=1, help="Worker processes (patients in parallel).")
+    ] = 1,
 ) -> None:
     """Lesion tables, OCT fluid by ETDRS subfield, HTML with figures, cohort.csv."""
     from medseg.reports import load_prediction_set, write_reports
@@ -73,7 +76,7 @@ def report_command(
     with _console.make_progress(state.progress) as progress:
         task = progress.add_task("reporting", total=len(predictions.cases), status="")
         for outcome in write_reports(
-            predictions, output, eval_dir=eval_dir, include_phi=include_phi
+            predictions, output, eval_dir=eval_dir, include_phi=include_phi, jobs=jobs
         ):
             outcomes.append(outcome)
             progress.update(task, advance=1, status=outcome.case_id)

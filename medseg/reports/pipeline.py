@@ -11,7 +11,9 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from medseg._version import __version__
@@ -173,12 +175,66 @@ def _outcome(result: _CaseResult, patient_id: str, seconds: float) -> CaseOutcom
     return CaseOutcome(study.case_id, patient_id, study.status, study.error, n_lesions, seconds)
 
 
+@dataclass(frozen=True)
+class _Context:
+    """What every patient's work needs (picklable, for worker processes)."""
+
+    predictions: PredictionSet
+    metrics: dict[str, CaseMetrics]
+    provenance: Provenance
+    root: Path
+    include_phi: bool
+
+
+def _patient_cases(
+    ctx: _Context, patient_id: str, cases: list[CaseSource]
+) -> Iterator[tuple[CaseOutcome, _CaseResult]]:
+    for case in cases:
+        start = time.perf_counter()
+        metrics = ctx.metrics.get(case.case_id, {})
+        result = _process_case(case, ctx.predictions, metrics, ctx.include_phi)
+        yield _outcome(result, patient_id, time.perf_counter() - start), result
+
+
+def _finish_patient(
+    ctx: _Context, patient_id: str, results: list[_CaseResult], folder: str
+) -> list[dict[str, Any]]:
+    """Build and write one patient's report; return its cohort rows."""
+    report = _patient_report(patient_id, results, ctx.predictions, ctx.provenance)
+    figures = {r.study.case_id: r.figures for r in results}
+    write_patient_report(report, ctx.root, figures, folder_name=folder)
+    return cohort_rows(report)
+
+
+def _whole_patient(
+    ctx: _Context, patient_id: str, cases: list[CaseSource], folder: str
+) -> tuple[list[CaseOutcome], list[dict[str, Any]]]:
+    """One patient end to end (run in a worker process)."""
+    pairs = list(_patient_cases(ctx, patient_id, cases))
+    rows = _finish_patient(ctx, patient_id, [result for _, result in pairs], folder)
+    return [outcome for outcome, _ in pairs], rows
+
+
+def _in_parallel(
+    ctx: _Context, folders: dict[str, str], jobs: int, rows: dict[str, list[dict[str, Any]]]
+) -> Iterator[CaseOutcome]:
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        futures = {
+            pool.submit(_whole_patient, ctx, patient_id, cases, folders[patient_id]): patient_id
+            for patient_id, cases in ctx.predictions.patients.items()
+        }
+        for future in as_completed(futures):
+            outcomes, rows[futures[future]] = future.result()
+            yield from outcomes
+
+
 def write_reports(
     predictions: PredictionSet,
     out_dir: PathLike,
     *,
     eval_dir: PathLike | None = None,
     include_phi: bool = False,
+    jobs: int = 1,
 ) -> Iterator[CaseOutcome]:
     """Measure every case, write one report folder per patient and ``cohort.csv``.
 
@@ -188,31 +244,31 @@ def write_reports(
             ``<patient_id>/lesions.csv`` and ``cohort.csv``.
         eval_dir: evaluation folder whose per-case metrics are added, if present.
         include_phi: copy PatientName / PatientBirthDate from DICOM sources into the reports.
+        jobs: worker processes (patients are shared out; 1 = this process).
 
     Yields:
-        One :class:`CaseOutcome` per case, in patient order.
+        One :class:`CaseOutcome` per case: in patient order with one job, else as patients
+        finish.
 
     Raises:
         ConfigError: ``out_dir`` cannot be written.
     """
     root = ensure_output_dir(out_dir, what="report folder")
-    metrics = load_evaluation(eval_dir)
-    provenance = build_provenance(predictions, eval_dir)
-    cohort: list[dict[str, Any]] = []
-    folders: set[str] = set()
-    for patient_id, cases in predictions.patients.items():
-        results: list[_CaseResult] = []
-        for case in cases:
-            start = time.perf_counter()
-            result = _process_case(case, predictions, metrics.get(case.case_id, {}), include_phi)
-            results.append(result)
-            yield _outcome(result, patient_id, time.perf_counter() - start)
-        report = _patient_report(patient_id, results, predictions, provenance)
-        folder = _unique(patient_folder_name(patient_id), folders)
-        write_patient_report(report, root, {r.study.case_id: r.figures for r in results},
-                             folder_name=folder)  # fmt: skip
-        cohort.extend(cohort_rows(report))
-    write_cohort_csv(cohort, root)
+    ctx = _Context(predictions, load_evaluation(eval_dir), build_provenance(predictions, eval_dir),
+                   root, include_phi)  # fmt: skip
+    used: set[str] = set()
+    folders = {pid: _unique(patient_folder_name(pid), used) for pid in predictions.patients}
+    rows: dict[str, list[dict[str, Any]]] = {}
+    if jobs > 1 and len(folders) > 1:
+        yield from _in_parallel(ctx, folders, jobs, rows)
+    else:
+        for patient_id, cases in predictions.patients.items():
+            results = []
+            for outcome, result in _patient_cases(ctx, patient_id, cases):
+                results.append(result)
+                yield outcome
+            rows[patient_id] = _finish_patient(ctx, patient_id, results, folders[patient_id])
+    write_cohort_csv([row for pid in folders for row in rows[pid]], root)
 
 
 def _unique(name: str, used: set[str]) -> str:

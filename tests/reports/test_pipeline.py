@@ -272,3 +272,19 @@ def test_patient_ids_that_clash_as_folder_names_get_their_own_folder(
         for name in ("A_B", "A_B_2")
     }
     assert ids == {"A/B", "A_B"}
+
+
+def test_two_jobs_write_the_same_reports(synth_dir: Callable[..., Path], tmp_path: Path) -> None:
+    root = synth_dir("ct", "nifti")
+    write_predictions(root, tmp_path / "pred", modality="CT")
+    predictions = load_prediction_set(tmp_path / "pred")
+    serial = list(write_reports(predictions, tmp_path / "one"))
+    parallel = list(write_reports(predictions, tmp_path / "two", jobs=2))
+    assert sorted(o.case_id for o in parallel) == sorted(o.case_id for o in serial)
+    assert (tmp_path / "one" / "cohort.csv").read_text() == (
+        tmp_path / "two" / "cohort.csv"
+    ).read_text()
+    for case in predictions.cases:
+        one = json.loads((tmp_path / "one" / case.patient_id / "report.json").read_text())
+        two = json.loads((tmp_path / "two" / case.patient_id / "report.json").read_text())
+        assert one["studies"] == two["studies"]
