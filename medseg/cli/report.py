@@ -2,19 +2,50 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
+from rich.table import Table
 
-from medseg.cli._stub import not_available
+from medseg.cli import _console
+
+if TYPE_CHECKING:
+    from medseg.reports.pipeline import CaseOutcome
 
 
 def register(app: typer.Typer) -> None:
     app.command("report")(report_command)
 
 
+def _summary(outcomes: Sequence[CaseOutcome], output: Path) -> None:
+    table = Table(title="medseg report")
+    for column in ("patient", "case", "status", "lesions", "seconds", "note"):
+        table.add_column(column, justify="right" if column in ("lesions", "seconds") else "left")
+    style = {"done": "green", "failed": "red", "skipped": "yellow"}
+    for o in outcomes:
+        table.add_row(
+            escape(o.patient_id),
+            escape(o.case_id),
+            f"[{style.get(o.status, 'white')}]{o.status}[/]",
+            "-" if o.n_lesions is None else str(o.n_lesions),
+            f"{o.seconds:.1f}",
+            escape(o.error or ""),
+        )
+    _console.out.print(table)
+    failed = sum(o.status == "failed" for o in outcomes)
+    patients = len({o.patient_id for o in outcomes})
+    _console.out.print(
+        f"{patients} patients, {len(outcomes)} cases, {failed} failed; reports in {output}",
+        highlight=False,
+        markup=False,
+    )
+
+
 def report_command(
+    ctx: typer.Context,
     pred_dir: Annotated[
         Path, typer.Argument(help="Folder of predictions.", exists=True, file_okay=False)
     ],
@@ -26,12 +57,29 @@ def report_command(
     eval_dir: Annotated[
         Path | None,
         typer.Option(
-            "--eval", help="Evaluation folder (adds metrics).", exists=True, file_okay=False
+            "--eval", help="Evaluation folder (adds metrics when present).", file_okay=False
         ),
     ] = None,
     include_phi: Annotated[
         bool, typer.Option("--include-phi", help="Copy DICOM names and birth dates into reports.")
     ] = False,
+    jobs: Annotated[
+        int, typer.Option("--jobs", "-j", min=1, help="Worker processes (patients in parallel).")
+    ] = 1,
 ) -> None:
     """Lesion tables, OCT fluid by ETDRS subfield, HTML with figures, cohort.csv."""
-    not_available("report")
+    from medseg.reports import load_prediction_set, write_reports
+
+    state = ctx.obj if isinstance(ctx.obj, _console.CLIState) else _console.CLIState()
+    predictions = load_prediction_set(pred_dir, images=images)
+    outcomes = []
+    with _console.make_progress(state.progress) as progress:
+        task = progress.add_task("reporting", total=len(predictions.cases), status="")
+        for outcome in write_reports(
+            predictions, output, eval_dir=eval_dir, include_phi=include_phi, jobs=jobs
+        ):
+            outcomes.append(outcome)
+            progress.update(task, advance=1, status=outcome.case_id)
+    _summary(outcomes, output)
+    if any(o.status == "failed" for o in outcomes):
+        raise typer.Exit(1)

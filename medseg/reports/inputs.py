@@ -1,0 +1,261 @@
+"""Read what the report stage starts from: a prediction folder, its run report, an optional
+manifest or image folder, and an optional evaluation folder.
+
+The prediction folder (written by ``medseg predict``) holds ``<case_id>.nii.gz`` label maps,
+optionally ``<case_id>_instances.nii.gz`` + ``<case_id>.json`` (instances with scores), and
+``run_report.json``. Every field of the run report is optional: missing case metadata falls back
+to the manifest given with ``--images``, then to defaults (patient = case id, study date unknown,
+numeric class names, every foreground class a lesion class).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from medseg.errors import ConfigError, DataError
+from medseg.io.atomic import PARTIAL_TAG
+from medseg.io.read import DicomSeriesRef
+from medseg.manifest.schema import Case, Manifest, load_manifest
+from medseg.reports.measure import InstanceInfo
+from medseg.types import PathLike
+
+logger = logging.getLogger(__name__)
+
+RUN_REPORT = "run_report.json"
+INSTANCES_SUFFIX = "_instances"
+_IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".dcm")
+
+ImageRef = str | DicomSeriesRef
+
+
+@dataclass(frozen=True)
+class CaseSource:
+    """One predicted case and everything known about it before reading voxels."""
+
+    case_id: str
+    patient_id: str
+    study_date: str | None
+    laterality: str | None
+    modality: str | None
+    labels_path: Path
+    instances_path: Path | None = None
+    instances_json: Path | None = None
+    image: ImageRef | None = None
+    image_root: Path | None = None
+    status: str = "done"
+    error: str | None = None
+
+
+@dataclass
+class PredictionSet:
+    """A prediction folder resolved into cases, class names and provenance."""
+
+    pred_dir: Path
+    cases: list[CaseSource]
+    label_names: dict[int, str]
+    lesion_labels: list[int] | None
+    run_report: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def patients(self) -> dict[str, list[CaseSource]]:
+        """Cases grouped by patient id, patients in first-seen order."""
+        groups: dict[str, list[CaseSource]] = {}
+        for case in self.cases:
+            groups.setdefault(case.patient_id, []).append(case)
+        return groups
+
+
+def _read_run_report(pred_dir: Path, warnings: list[str]) -> dict[str, Any]:
+    path = pred_dir / RUN_REPORT
+    if not path.is_file():
+        warnings.append(f"no {RUN_REPORT} in the prediction folder; provenance unknown")
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        warnings.append(f"{RUN_REPORT} is unreadable ({err}); ignored")
+        return {}
+    if not isinstance(data, dict):
+        warnings.append(f"{RUN_REPORT} is not a JSON object; ignored")
+        return {}
+    return data
+
+
+def _discovered_case_ids(pred_dir: Path) -> list[str]:
+    ids = []
+    for path in sorted(pred_dir.iterdir()):
+        name = path.name
+        if PARTIAL_TAG in name or name.startswith(".") or not path.is_file():
+            continue
+        stem = name.removesuffix(".nii.gz") if name.endswith(".nii.gz") else None
+        if stem and not stem.endswith(INSTANCES_SUFFIX):
+            ids.append(stem)
+    return ids
+
+
+def _text(*values: Any) -> str | None:
+    """First non-empty value as a string."""
+    return next((str(v) for v in values if v not in (None, "")), None)
+
+
+def normalize_laterality(value: Any) -> str | None:
+    """``"OD"``/``"OS"`` from OD/OS, R/L or right/left (any case); ``None`` otherwise."""
+    text = str(value or "").strip().upper()
+    return {"OD": "OD", "R": "OD", "RIGHT": "OD", "OS": "OS", "L": "OS", "LEFT": "OS"}.get(text)
+
+
+def normalize_date(value: Any) -> str | None:
+    """``YYYYMMDD`` from ``YYYYMMDD`` or ISO ``YYYY-MM-DD[...]``; other text is kept as is."""
+    text = str(value or "").strip()
+    if (
+        len(text) >= 10
+        and text[4] == "-"
+        and text[7] == "-"
+        and text[:10].replace("-", "").isdigit()
+    ):
+        return text[:10].replace("-", "")
+    return text or None
+
+
+def _find_image(folder: Path, case_id: str) -> str | None:
+    for base in (folder, folder / "images"):
+        for suffix in _IMAGE_SUFFIXES:
+            if (base / f"{case_id}{suffix}").is_file():
+                return str(base / f"{case_id}{suffix}")
+        if (base / case_id).is_dir():
+            return str(base / case_id)
+    return None
+
+
+def _output(pred_dir: Path, entry: dict[str, Any], key: str, default: str) -> Path | None:
+    outputs = entry.get("outputs") if isinstance(entry.get("outputs"), dict) else {}
+    name = outputs.get(key) if isinstance(outputs, dict) else None
+    path = pred_dir / str(name or default)
+    return path if (name or path.exists()) else None
+
+
+def _case_source(
+    case_id: str,
+    entry: dict[str, Any],
+    pred_dir: Path,
+    manifest: Manifest | None,
+    image_dir: Path | None,
+) -> CaseSource:
+    mcase: Case | None = None
+    if manifest is not None:
+        mcase = next((c for c in manifest.cases if c.case_id == case_id), None)
+    image: ImageRef | None = None
+    root: Path | None = None
+    if mcase is not None and manifest is not None:
+        image, root = mcase.images[manifest.channels[0]], manifest.root
+    elif image_dir is not None:
+        image = _find_image(image_dir, case_id)
+    if image is None and entry.get("source") and Path(str(entry["source"])).exists():
+        image = str(entry["source"])
+    labels_path = _output(pred_dir, entry, "labels", f"{case_id}.nii.gz")
+    return CaseSource(
+        case_id=case_id,
+        patient_id=_text(entry.get("patient_id"), mcase and mcase.patient_id) or case_id,
+        study_date=normalize_date(_text(entry.get("study_date"), mcase and mcase.study_date)),
+        laterality=normalize_laterality(_text(entry.get("laterality"), mcase and mcase.laterality)),
+        modality=_text(entry.get("modality"), mcase and mcase.modality),
+        labels_path=labels_path or pred_dir / f"{case_id}.nii.gz",
+        instances_path=_output(pred_dir, entry, "instances", f"{case_id}{INSTANCES_SUFFIX}.nii.gz"),
+        instances_json=_output(pred_dir, entry, "instances_json", f"{case_id}.json"),
+        image=image,
+        image_root=root,
+        status=str(entry.get("status") or "done"),
+        error=_text(entry.get("error")),
+    )
+
+
+def _open_images(images: PathLike | None) -> tuple[Manifest | None, Path | None]:
+    if images is None:
+        return None, None
+    path = Path(images)
+    if path.is_dir():
+        return None, path
+    if not path.is_file():
+        raise ConfigError("--images does not exist", path=path)
+    return load_manifest(path), None
+
+
+def _label_names(run: dict[str, Any], manifest: Manifest | None) -> dict[int, str]:
+    raw = run.get("labels") if isinstance(run.get("labels"), dict) else None
+    raw = raw or (manifest.labels if manifest is not None else {})
+    return {int(k): str(v) for k, v in raw.items() if str(k).lstrip("-").isdigit()}
+
+
+def _lesion_labels(run: dict[str, Any], manifest: Manifest | None) -> list[int] | None:
+    values = run.get("lesion_labels")
+    if isinstance(values, list) and values:
+        return [int(v) for v in values]
+    if manifest is not None and manifest.lesion_labels:
+        return list(manifest.lesion_labels)
+    return None
+
+
+def load_prediction_set(pred_dir: PathLike, *, images: PathLike | None = None) -> PredictionSet:
+    """Resolve a prediction folder into cases with metadata (no voxels are read).
+
+    Args:
+        pred_dir: folder written by ``medseg predict``.
+        images: a manifest JSON, or a folder holding ``<case_id>.nii.gz`` / ``<case_id>/``
+            images; tells where the source images are (and supplies missing metadata).
+
+    Returns:
+        :class:`PredictionSet`; cases listed in the run report come first, then label maps found
+        in the folder but not listed.
+
+    Raises:
+        ConfigError: ``images`` is not a readable manifest or folder.
+        DataError: the folder holds no predicted label maps.
+    """
+    folder = Path(pred_dir)
+    warnings: list[str] = []
+    run = _read_run_report(folder, warnings)
+    manifest, image_dir = _open_images(images)
+    entries = [e for e in run.get("cases") or [] if isinstance(e, dict) and e.get("case_id")]
+    by_id = {str(e["case_id"]): e for e in entries}
+    ids = list(dict.fromkeys([*by_id, *_discovered_case_ids(folder)]))
+    cases = [_case_source(i, by_id.get(i, {}), folder, manifest, image_dir) for i in ids]
+    if not cases:
+        raise DataError(
+            "no predicted label maps (<case_id>.nii.gz) in the prediction folder",
+            path=folder,
+            hint="run `medseg predict` first, or point at its output folder",
+        )
+    return PredictionSet(
+        pred_dir=folder,
+        cases=cases,
+        label_names=_label_names(run, manifest),
+        lesion_labels=_lesion_labels(run, manifest),
+        run_report=run,
+        warnings=warnings,
+    )
+
+
+def load_instance_info(path: Path | None) -> dict[int, InstanceInfo]:
+    """Instance id -> class and score from ``<case_id>.json`` (empty if absent or unusable)."""
+    if path is None or not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        logger.warning("instance file %s is unreadable (%s); scores not reported", path.name, err)
+        return {}
+    items = data.get("instances") if isinstance(data, dict) else None
+    info: dict[int, InstanceInfo] = {}
+    for item in items or []:
+        if isinstance(item, dict) and isinstance(item.get("instance_id"), int):
+            label, score = item.get("label"), item.get("score")
+            info[item["instance_id"]] = InstanceInfo(
+                label=int(label) if isinstance(label, int) else None,
+                score=float(score) if isinstance(score, (int, float)) else None,
+            )
+    return info

@@ -1,0 +1,293 @@
+"""The report stage end to end: prediction folder -> per-patient reports + ``cohort.csv``.
+
+:func:`write_reports` is a generator yielding one :class:`CaseOutcome` per case, so callers (the
+CLI) can show progress. A case that cannot be read is recorded as failed in its patient's report
+and the others go on.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from medseg._version import __version__
+from medseg.errors import MedsegError
+from medseg.io.atomic import ensure_output_dir
+from medseg.io.read import read_volume
+from medseg.io.volume import Volume
+from medseg.reports.build import build_patient_report, is_oct, measure_study
+from medseg.reports.charts import bscan_area_figure, etdrs_figure
+from medseg.reports.eval_results import CaseMetrics, load_evaluation
+from medseg.reports.figures import FigureImage
+from medseg.reports.inputs import (
+    CaseSource,
+    PredictionSet,
+    load_instance_info,
+    normalize_laterality,
+)
+from medseg.reports.overlays import ct_lesion_figure, oct_lesion_figure
+from medseg.reports.phi import read_personal_data
+from medseg.reports.render import (
+    cohort_rows,
+    patient_folder_name,
+    write_cohort_csv,
+    write_patient_report,
+)
+from medseg.reports.schema import (
+    Checkpoint,
+    PatientReport,
+    PersonalData,
+    Provenance,
+    StudyReport,
+)
+from medseg.types import PathLike
+
+logger = logging.getLogger(__name__)
+
+MAX_LESION_FIGURES = 3
+UPSTREAM_FAILED = frozenset({"failed", "error", "missing"})
+"""Run-report case statuses meaning there is no prediction to report (others are measured)."""
+
+
+@dataclass(frozen=True)
+class CaseOutcome:
+    """What happened to one case: ``done``, ``failed`` (error) or ``skipped`` (no prediction)."""
+
+    case_id: str
+    patient_id: str
+    status: str
+    error: str | None
+    n_lesions: int | None
+    seconds: float
+
+
+@dataclass
+class _CaseResult:
+    study: StudyReport
+    figures: list[FigureImage]
+    personal_data: PersonalData | None = None
+
+
+def _scalars(raw: Any) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        return {}
+    return {str(k): v if isinstance(v, (str, int, float, bool)) or v is None else str(v)
+            for k, v in raw.items()}  # fmt: skip
+
+
+def build_provenance(predictions: PredictionSet, eval_dir: PathLike | None = None) -> Provenance:
+    """Provenance from the run report (model, checkpoint sha256, versions) and this run."""
+    run = predictions.run_report
+    checkpoints = [Checkpoint(**c) for c in run.get("checkpoints") or [] if isinstance(c, dict)]
+    return Provenance(
+        report_created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        report_medseg_version=__version__,
+        prediction_dir=str(predictions.pred_dir),
+        prediction_created=run.get("created") and str(run["created"]),
+        prediction_medseg_version=run.get("medseg_version") and str(run["medseg_version"]),
+        model=_scalars(run.get("model")),
+        checkpoints=checkpoints,
+        versions={k: str(v) for k, v in _scalars(run.get("versions")).items()},
+        device=run.get("device") and str(run["device"]),
+        evaluation_dir=None if eval_dir is None else str(eval_dir),
+    )
+
+
+def _read_image(case: CaseSource, study: StudyReport) -> Volume | None:
+    if case.image is None:
+        return None
+    try:
+        return read_volume(case.image, root=case.image_root)
+    except MedsegError as err:
+        study.warnings.append(f"source image not used: {err.describe(with_hint=False)}")
+        return None
+
+
+def _figures(
+    study: StudyReport, labels: Volume, image: Volume | None, names: Mapping[int, str]
+) -> list[FigureImage]:
+    classes = {t.label: t.label_name for t in study.totals} or dict(names)
+    out: list[FigureImage] = []
+    if study.oct is not None:
+        out += [etdrs_figure(labels, study.oct, classes), bscan_area_figure(study.oct)]
+    largest = sorted(study.lesions, key=lambda les: -les.volume_mm3)[:MAX_LESION_FIGURES]
+    for lesion in largest:
+        if is_oct(study):
+            out.append(oct_lesion_figure(image, labels, lesion, classes))
+        else:
+            out.append(ct_lesion_figure(image, labels, lesion, classes, study.modality))
+    return out
+
+
+def _measure_case(
+    case: CaseSource, predictions: PredictionSet, study: StudyReport
+) -> tuple[StudyReport, list[FigureImage]]:
+    labels = read_volume(case.labels_path)
+    instances = read_volume(case.instances_path) if case.instances_path else None
+    image = _read_image(case, study)
+    if image is not None:  # header facts the run report and manifest did not give
+        study.laterality = study.laterality or normalize_laterality(image.meta.get("laterality"))  # type: ignore[assignment]
+        study.modality = study.modality or image.meta.get("modality") or None
+    measured = measure_study(
+        study, labels, label_names=predictions.label_names,
+        lesion_labels=predictions.lesion_labels, image=image, instances=instances,
+        instance_info=load_instance_info(case.instances_json) if instances else None,
+    )  # fmt: skip
+    return measured, _figures(measured, labels, image, predictions.label_names)
+
+
+def _process_case(
+    case: CaseSource, predictions: PredictionSet, metrics: CaseMetrics, include_phi: bool
+) -> _CaseResult:
+    study = StudyReport(
+        case_id=case.case_id, study_date=case.study_date, laterality=case.laterality,  # type: ignore[arg-type]
+        modality=case.modality, prediction_file=case.labels_path.name, metrics=dict(metrics),
+    )  # fmt: skip
+    personal = read_personal_data(case.image, root=case.image_root) if include_phi else None
+    if case.status.lower() in UPSTREAM_FAILED:
+        study.status, study.error = "skipped", f"prediction {case.status}: {case.error or '?'}"
+        return _CaseResult(study, [], personal)
+    try:
+        measured, figures = _measure_case(case, predictions, study)
+    except MedsegError as err:
+        study.status, study.error = "failed", err.describe()
+        return _CaseResult(study, [], personal)
+    except Exception as err:  # a bug, but one case must not stop the batch
+        logger.debug("case %s failed", case.case_id, exc_info=True)
+        study.status, study.error = "failed", f"internal error {type(err).__name__}: {err}"
+        return _CaseResult(study, [], personal)
+    return _CaseResult(measured, figures, personal)
+
+
+def _outcome(result: _CaseResult, patient_id: str, seconds: float) -> CaseOutcome:
+    study = result.study
+    n_lesions = len(study.lesions) if study.status == "done" else None
+    if study.status == "done":
+        logger.info("case %s: %d lesions", study.case_id, n_lesions)
+    else:
+        logger.warning("case %s %s: %s", study.case_id, study.status, study.error)
+    return CaseOutcome(study.case_id, patient_id, study.status, study.error, n_lesions, seconds)
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What every patient's work needs (picklable, for worker processes)."""
+
+    predictions: PredictionSet
+    metrics: dict[str, CaseMetrics]
+    provenance: Provenance
+    root: Path
+    include_phi: bool
+
+
+def _patient_cases(
+    ctx: _Context, patient_id: str, cases: list[CaseSource]
+) -> Iterator[tuple[CaseOutcome, _CaseResult]]:
+    for case in cases:
+        start = time.perf_counter()
+        metrics = ctx.metrics.get(case.case_id, {})
+        result = _process_case(case, ctx.predictions, metrics, ctx.include_phi)
+        yield _outcome(result, patient_id, time.perf_counter() - start), result
+
+
+def _finish_patient(
+    ctx: _Context, patient_id: str, results: list[_CaseResult], folder: str
+) -> list[dict[str, Any]]:
+    """Build and write one patient's report; return its cohort rows."""
+    report = _patient_report(patient_id, results, ctx.predictions, ctx.provenance)
+    figures = {r.study.case_id: r.figures for r in results}
+    write_patient_report(report, ctx.root, figures, folder_name=folder)
+    return cohort_rows(report)
+
+
+def _whole_patient(
+    ctx: _Context, patient_id: str, cases: list[CaseSource], folder: str
+) -> tuple[list[CaseOutcome], list[dict[str, Any]]]:
+    """One patient end to end (run in a worker process)."""
+    pairs = list(_patient_cases(ctx, patient_id, cases))
+    rows = _finish_patient(ctx, patient_id, [result for _, result in pairs], folder)
+    return [outcome for outcome, _ in pairs], rows
+
+
+def _in_parallel(
+    ctx: _Context, folders: dict[str, str], jobs: int, rows: dict[str, list[dict[str, Any]]]
+) -> Iterator[CaseOutcome]:
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        futures = {
+            pool.submit(_whole_patient, ctx, patient_id, cases, folders[patient_id]): patient_id
+            for patient_id, cases in ctx.predictions.patients.items()
+        }
+        for future in as_completed(futures):
+            outcomes, rows[futures[future]] = future.result()
+            yield from outcomes
+
+
+def write_reports(
+    predictions: PredictionSet,
+    out_dir: PathLike,
+    *,
+    eval_dir: PathLike | None = None,
+    include_phi: bool = False,
+    jobs: int = 1,
+) -> Iterator[CaseOutcome]:
+    """Measure every case, write one report folder per patient and ``cohort.csv``.
+
+    Args:
+        predictions: from :func:`~medseg.reports.inputs.load_prediction_set`.
+        out_dir: report folder (created); gets ``<patient_id>/report.{json,html}``,
+            ``<patient_id>/lesions.csv`` and ``cohort.csv``.
+        eval_dir: evaluation folder whose per-case metrics are added, if present.
+        include_phi: copy PatientName / PatientBirthDate from DICOM sources into the reports.
+        jobs: worker processes (patients are shared out; 1 = this process).
+
+    Yields:
+        One :class:`CaseOutcome` per case: in patient order with one job, else as patients
+        finish.
+
+    Raises:
+        ConfigError: ``out_dir`` cannot be written.
+    """
+    root = ensure_output_dir(out_dir, what="report folder")
+    ctx = _Context(predictions, load_evaluation(eval_dir), build_provenance(predictions, eval_dir),
+                   root, include_phi)  # fmt: skip
+    used: set[str] = set()
+    folders = {pid: _unique(patient_folder_name(pid), used) for pid in predictions.patients}
+    rows: dict[str, list[dict[str, Any]]] = {}
+    if jobs > 1 and len(folders) > 1:
+        yield from _in_parallel(ctx, folders, jobs, rows)
+    else:
+        for patient_id, cases in predictions.patients.items():
+            results = []
+            for outcome, result in _patient_cases(ctx, patient_id, cases):
+                results.append(result)
+                yield outcome
+            rows[patient_id] = _finish_patient(ctx, patient_id, results, folders[patient_id])
+    write_cohort_csv([row for pid in folders for row in rows[pid]], root)
+
+
+def _unique(name: str, used: set[str]) -> str:
+    """``name``, or ``name_2``, ``name_3``... when two patient ids map to the same folder."""
+    candidate, n = name, 1
+    while candidate.lower() in used:
+        n += 1
+        candidate = f"{name}_{n}"
+    used.add(candidate.lower())
+    return candidate
+
+
+def _patient_report(
+    patient_id: str, results: list[_CaseResult], predictions: PredictionSet, provenance: Provenance
+) -> PatientReport:
+    return build_patient_report(
+        patient_id, [r.study for r in results], provenance=provenance,
+        labels={str(k): v for k, v in predictions.label_names.items()},
+        lesion_labels=predictions.lesion_labels or [],
+        personal_data=next((r.personal_data for r in results if r.personal_data), None),
+        warnings=predictions.warnings,
+    )  # fmt: skip

@@ -1,0 +1,55 @@
+"""``medseg report``: exit codes, summary table, --images / --eval / --include-phi pass-through."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from medseg.cli import app
+from tests.reports.conftest import write_predictions
+
+runner = CliRunner()
+
+
+def test_report_command_writes_reports_and_summary(
+    synth_dir: Callable[..., Path], tmp_path: Path
+) -> None:
+    root = synth_dir("ct", "dicom", patients=1)
+    write_predictions(root, tmp_path / "pred", modality="CT")
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "eval" / "case_metrics.csv").write_text("case_id,dice\nSYNCT0000,0.8\n")
+    out = tmp_path / "reports"
+    args = ["--no-progress", "report", str(tmp_path / "pred"), "-o", str(out),
+            "--eval", str(tmp_path / "eval"), "--include-phi"]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "SYNCT0000" in result.output and "1 patients, 1 cases, 0 failed" in result.output
+    html = (out / "SYNCT0000" / "report.html").read_text()
+    assert "SYNTHETIC^PATIENT0000" in html and "dice" in html
+    assert (out / "cohort.csv").is_file()
+
+
+def test_report_command_exit_1_when_a_case_fails(
+    synth_dir: Callable[..., Path], tmp_path: Path
+) -> None:
+    root = synth_dir("ct", "nifti")
+    truth = write_predictions(root, tmp_path / "pred", modality="CT", with_run_report=False)
+    bad = truth.cases[1].case_id
+    (tmp_path / "pred" / f"{bad}.nii.gz").write_bytes(b"garbage")
+    missing_eval = tmp_path / "no_eval"  # tolerated: metrics are simply absent
+    result = runner.invoke(app, ["--no-progress", "report", str(tmp_path / "pred"), "-o",
+                                 str(tmp_path / "out"), "--eval", str(missing_eval)])  # fmt: skip
+    assert result.exit_code == 1, result.output
+    assert "failed" in result.output and "1 failed" in result.output
+    assert "Traceback" not in result.output
+    assert (tmp_path / "out" / truth.cases[0].case_id / "report.html").is_file()
+
+
+def test_report_command_empty_folder_is_one_error_line(tmp_path: Path) -> None:
+    (tmp_path / "pred").mkdir()
+    result = runner.invoke(app, ["report", str(tmp_path / "pred"), "-o", str(tmp_path / "o")])
+    assert result.exit_code == 1
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "no predicted label maps" in lines[0], lines
