@@ -76,9 +76,27 @@ def _from_folder(folder: Path) -> list[CaseInput]:
     cases = [_from_candidate(c) for c in candidates]
     for item in summary.skipped:  # unusable series and unreadable DICOM are failed cases
         if item.reason.startswith(("unusable DICOM series", "unreadable DICOM")):
-            name = naming.sanitize(naming.strip_extension(Path(item.path).name))
-            cases.append(CaseInput(name, item.path, None, error=item.reason))
+            cases.append(
+                CaseInput(
+                    _failed_id(folder, Path(item.path)),
+                    item.path,
+                    None,
+                    error=f"{item.reason} [{item.path}]",
+                )
+            )
     return cases
+
+
+def _failed_id(folder: Path, path: Path) -> str:
+    """An id for an input that could not be read: its path under the input folder."""
+    relative = path.relative_to(folder) if path.is_relative_to(folder) else Path(path.name)
+    parts = [
+        *relative.parts[:-1],
+        relative.name.rsplit(".", 1)[0]
+        if relative.suffix.lower() in {".dcm", ".dicom", ".ima"}
+        else relative.name,
+    ]
+    return naming.sanitize("-".join(parts))
 
 
 def _is_manifest(path: Path) -> bool:

@@ -232,12 +232,19 @@ def _pydicom_parse(path: Path) -> dict[str, Any]:
     from pydicom.errors import InvalidDicomError
 
     try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True, force=False)
+        with open(path, "rb") as fp:
+            ds = pydicom.dcmread(fp, stop_before_pixels=True, force=False)
+            end_of_header = fp.tell()
     except InvalidDicomError as err:
         raise NotDicomError(str(err)) from err
     except Exception as err:
         raise CorruptDicomError(f"pydicom cannot parse the header: {err}") from err
     values: dict[str, Any] = {name: ds.get(name) for name, _ in _TAGS.values() if name in ds}
+    explicit = not getattr(ds, "is_implicit_VR", False)
+    values["_pixel_offset"], values["_pixel_length"] = (
+        end_of_header + (12 if explicit else 8),
+        _UNDEFINED,
+    )
     values["TransferSyntaxUID"] = (
         str(getattr(ds.file_meta, "TransferSyntaxUID", "")) if hasattr(ds, "file_meta") else ""
     )

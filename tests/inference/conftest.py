@@ -43,12 +43,20 @@ class Oracle(nn.Module):
 
 
 def _study(truth_case: object, patient: str) -> StudyInfo:
-    return StudyInfo(patient_id=patient, patient_name="TEST^ORACLE", birth_date="19700101", sex="O",
-                     study_uid=f"1.2.3.{abs(hash(patient)) % 10**8}", study_date=truth_case.study_date)  # type: ignore[attr-defined]
+    return StudyInfo(
+        patient_id=patient,
+        patient_name="TEST^ORACLE",
+        birth_date="19700101",
+        sex="O",
+        study_uid=f"1.2.3.{abs(hash(patient)) % 10**8}",
+        study_date=truth_case.study_date,
+    )  # type: ignore[attr-defined]
 
 
 @pytest.fixture(scope="session")
-def encoded(synth_dir: Callable[..., Path], tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+def encoded(
+    synth_dir: Callable[..., Path], tmp_path_factory: pytest.TempPathFactory
+) -> Callable[[str], Path]:
     """``encoded(kind)``: a copy of the synthetic cohort whose images are ``100 x label``."""
     cache: dict[str, Path] = {}
 
@@ -62,17 +70,28 @@ def encoded(synth_dir: Callable[..., Path], tmp_path_factory: pytest.TempPathFac
         truth = Truth.load(src / "truth.json")
         for case in truth.cases:
             label = read_nifti(src / case.label)
-            image = (label.array.astype(np.int16) * 100)
+            image = label.array.astype(np.int16) * 100
             lps = ras_to_lps_affine(label.affine)
             folder = out / "images" / case.case_id
             if kind == "ct":
                 write_ct_series(image, lps, _study(case, case.case_id.split("_")[0]), folder)
             else:
                 folder.mkdir(parents=True)
-                write_oct_dicom(image.astype(np.uint8), lps, _study(case, case.case_id.split("_")[0]), folder / "oct.dcm", laterality=case.laterality)  # type: ignore[arg-type]
-            write_nifti(label.with_array(image.astype(np.float32)), out / "nifti" / f"{case.case_id}.nii.gz")
+                write_oct_dicom(
+                    image.astype(np.uint8),
+                    lps,
+                    _study(case, case.case_id.split("_")[0]),
+                    folder / "oct.dcm",
+                    laterality=case.laterality,
+                )  # type: ignore[arg-type]
+            write_nifti(
+                label.with_array(image.astype(np.float32)), out / "nifti" / f"{case.case_id}.nii.gz"
+            )
         manifest = out / "manifest.json"
-        save_manifest(build_manifest(out / "images", manifest, labels_dir=out / "labels", n_folds=2).manifest, manifest)
+        save_manifest(
+            build_manifest(out / "images", manifest, labels_dir=out / "labels", n_folds=2).manifest,
+            manifest,
+        )
         cache[kind] = out
         return out
 
@@ -80,7 +99,9 @@ def encoded(synth_dir: Callable[..., Path], tmp_path_factory: pytest.TempPathFac
 
 
 @pytest.fixture(scope="session")
-def oracle_predictor(encoded: Callable[[str], Path], tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Predictor]:
+def oracle_predictor(
+    encoded: Callable[[str], Path], tmp_path_factory: pytest.TempPathFactory
+) -> Callable[..., Predictor]:
     """``oracle_predictor(kind, *overrides)``: a Predictor planned on the encoded cohort."""
 
     def make(kind: str, *overrides: str) -> Predictor:
@@ -89,10 +110,21 @@ def oracle_predictor(encoded: Callable[[str], Path], tmp_path_factory: pytest.Te
         shutil.copy(REPO / "workflows" / "smoke.yaml", workflow)
         dims = ["task.dims=3d", "train.patch_size=[32, 32, 16]"] if kind == "ct" else []
         planned = plan_run(
-            workflow, overrides=[f"manifest={root / 'manifest.json'}", "preprocess.intensity.scheme=none", *dims, *overrides],
+            workflow,
+            overrides=[
+                f"manifest={root / 'manifest.json'}",
+                "preprocess.intensity.scheme=none",
+                *dims,
+                *overrides,
+            ],
             run_dir=tmp_path_factory.mktemp("run"),
         )
-        return Predictor(planned.resolved, [Oracle(planned.resolved.num_classes)], device=torch.device("cpu"), checkpoints=[])
+        return Predictor(
+            planned.resolved,
+            [Oracle(planned.resolved.num_classes)],
+            device=torch.device("cpu"),
+            checkpoints=[],
+        )
 
     return make
 
@@ -104,10 +136,17 @@ def trained_run(synth_dir: Callable[..., Path], tmp_path_factory: pytest.TempPat
 
     root = synth_dir("oct", "dicom", patients=3)
     manifest = tmp_path_factory.mktemp("m") / "oct.json"
-    save_manifest(build_manifest(root / "images", manifest, labels_dir=root / "labels", n_folds=2).manifest, manifest)
+    save_manifest(
+        build_manifest(root / "images", manifest, labels_dir=root / "labels", n_folds=2).manifest,
+        manifest,
+    )
     workflow = tmp_path_factory.mktemp("wf") / "smoke.yaml"
     shutil.copy(REPO / "workflows" / "smoke.yaml", workflow)
     run = tmp_path_factory.mktemp("trained")
-    planned = plan_run(workflow, overrides=[f"manifest={manifest}", "train.epochs=1", "train.iterations_per_epoch=2"], run_dir=run)
+    planned = plan_run(
+        workflow,
+        overrides=[f"manifest={manifest}", "train.epochs=1", "train.iterations_per_epoch=2"],
+        run_dir=run,
+    )
     train(planned.resolved, planned.manifest, planned.run_dir)
     return run

@@ -1,0 +1,138 @@
+"""Batch prediction survives bad cases, resumes without recomputing, never leaves partial files."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from medseg.cli import app
+from medseg.inference import batch
+from medseg.inference.batch import BatchOptions, predict_cases
+from medseg.inference.cases import cases_from_inputs
+from medseg.io.atomic import PARTIAL_TAG
+
+
+def _inputs(tmp_path: Path, synth_dir: Callable[..., Path]) -> Path:
+    root = synth_dir("oct", "dicom", patients=3)
+    scans = tmp_path / "scans"
+    shutil.copytree(root / "images", scans)
+    return scans
+
+
+def test_corrupt_case_is_reported_and_others_finish(
+    tmp_path: Path, synth_dir: Callable[..., Path], trained_run: Path
+) -> None:
+    scans = _inputs(tmp_path, synth_dir)
+    victim = sorted(scans.rglob("*.dcm"))[0]
+    data = victim.read_bytes()
+    victim.write_bytes(data[: len(data) // 2])  # truncated: pixel data cut off
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        app, ["--no-progress", "predict", str(trained_run), str(scans), "-o", str(out)]
+    )
+    assert result.exit_code == 1, result.output
+    report = json.loads((out / "run_report.json").read_text())
+    failed = [c for c in report["cases"] if c["status"] == "failed"]
+    assert (
+        len(failed) == 1 and "truncated" in failed[0]["error"] and victim.name in failed[0]["error"]
+    )
+    done = [c for c in report["cases"] if c["status"] == "done"]
+    assert len(done) == len(report["cases"]) - 1 >= 3
+    for case in done:
+        assert (out / f"{case['case_id']}.nii.gz").is_file() and (
+            out / f"{case['case_id']}.png"
+        ).is_file()
+    assert report["checkpoints"][0]["sha256"] and report["labels"]["1"] == "IRF"
+    assert "failed" in result.output
+
+
+def test_interrupted_run_resumes_without_recomputing(
+    tmp_path: Path,
+    synth_dir: Callable[..., Path],
+    trained_run: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from medseg.inference.predictor import Predictor
+
+    scans = _inputs(tmp_path, synth_dir)
+    cases = cases_from_inputs([scans])
+    predictor = Predictor.from_run(trained_run)
+    out = tmp_path / "out"
+    calls: list[str] = []
+    interrupted: list[bool] = []
+    original = batch.predict_case
+
+    def counting(pred, case, folder, options):  # type: ignore[no-untyped-def]
+        calls.append(case.case_id)
+        if len(calls) == 3 and not interrupted:
+            interrupted.append(True)
+            raise KeyboardInterrupt  # the user presses Ctrl-C during the third case
+        return original(pred, case, folder, options)
+
+    monkeypatch.setattr(batch, "predict_case", counting)
+    with pytest.raises(KeyboardInterrupt):
+        list(predict_cases(predictor, cases, out, BatchOptions()))
+    first_two = calls[:2]
+    assert sorted(p.name for p in out.glob("*.nii.gz")) == sorted(f"{c}.nii.gz" for c in first_two)
+    assert not list(out.glob(f"*{PARTIAL_TAG}*"))
+    calls.clear()
+    results = list(predict_cases(predictor, cases, out, BatchOptions()))
+    assert sorted(calls) == sorted(c.case_id for c in cases if c.case_id not in first_two)
+    assert {r.case_id: r.status for r in results if r.case_id in first_two} == dict.fromkeys(
+        first_two, "skipped"
+    )
+    calls.clear()
+    list(predict_cases(predictor, cases, out, BatchOptions(overwrite=True)))
+    assert len(calls) == len(cases)
+
+
+def test_crash_while_writing_leaves_no_half_file(
+    tmp_path: Path,
+    synth_dir: Callable[..., Path],
+    trained_run: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import nibabel as nib
+
+    from medseg.inference.predictor import Predictor
+
+    scans = _inputs(tmp_path, synth_dir)
+    case = cases_from_inputs([scans])[0]
+    out = tmp_path / "out"
+    out.mkdir()
+
+    def dying_save(img, filename):  # type: ignore[no-untyped-def]
+        Path(filename).write_bytes(b"half a nifti")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(nib, "save", dying_save)
+    result = batch.predict_case(Predictor.from_run(trained_run), case, out, BatchOptions())
+    assert result.status == "failed" and "disk full" in result.error
+    assert list(out.iterdir()) == []
+
+
+def test_wrong_model_for_the_scan_is_a_clear_failure(
+    tmp_path: Path, synth_dir: Callable[..., Path], trained_run: Path
+) -> None:
+    ct = synth_dir("ct", "dicom")
+    result = CliRunner().invoke(
+        app,
+        [
+            "--no-progress",
+            "predict",
+            str(trained_run),
+            str(ct / "images"),
+            "-o",
+            str(tmp_path / "o"),
+        ],
+    )
+    assert result.exit_code == 1
+    report = json.loads((tmp_path / "o" / "run_report.json").read_text())
+    assert all(
+        "modality is CT; this model was trained on OPT" in c["error"] for c in report["cases"]
+    )
