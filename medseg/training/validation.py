@@ -1,6 +1,7 @@
 """Validation during training: the predictor's sliding window, then medseg's evaluation.
 
-Scores are pooled over the validation cases (as nnU-Net's pseudo Dice): per class, Dice of the
+The predictor's post-processing is applied, then scores are pooled over the validation cases (as
+nnU-Net's pseudo Dice): per class, Dice of the
 summed overlap and volumes; lesion F1 from the summed lesion TP/FP/FN (lesion labels only). The
 grid is the preprocessed one (target spacing); the full evaluation on the source grid is
 ``medseg evaluate``.
@@ -18,6 +19,7 @@ from torch import nn
 
 from medseg.config.schema import ResolvedWorkflow
 from medseg.evaluation import EvaluationOptions, evaluate_arrays
+from medseg.inference.postprocess import postprocess
 from medseg.inference.windows import (
     labels_from_probabilities,
     plain_tensor,
@@ -86,12 +88,18 @@ def validate(
         image = plain_tensor(item[IMAGE]).to(device)
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
             probs = predict_probabilities(model, image, settings, num_classes=resolved.num_classes)
-        pred = labels_from_probabilities(probs)
+        spacing = _spacing(item[IMAGE])
+        pred = postprocess(
+            labels_from_probabilities(probs),
+            spacing=spacing,
+            config=resolved.postprocess,
+            label_names=resolved.plan.labels,
+        )
         ref = np.asarray(plain_tensor(item[LABEL]))[0]
         metrics = evaluate_arrays(
             pred,
             ref,
-            spacing=_spacing(item[IMAGE]),
+            spacing=spacing,
             labels=names,
             lesion_labels=lesion_labels,
             options=options,
