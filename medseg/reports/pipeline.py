@@ -23,6 +23,7 @@ from medseg.io.read import read_volume
 from medseg.io.volume import Volume
 from medseg.reports.build import build_patient_report, is_oct, measure_study
 from medseg.reports.charts import bscan_area_figure, etdrs_figure
+from medseg.reports.cohort import write_cohort_index
 from medseg.reports.eval_results import CaseMetrics, load_evaluation
 from medseg.reports.figures import FigureImage
 from medseg.reports.inputs import (
@@ -268,7 +269,9 @@ def write_reports(
                 results.append(result)
                 yield outcome
             rows[patient_id] = _finish_patient(ctx, patient_id, results, folders[patient_id])
-    write_cohort_csv([row for pid in folders for row in rows[pid]], root)
+    cohort = [row for pid in folders for row in rows[pid]]
+    write_cohort_csv(cohort, root)
+    write_cohort_index(cohort, folders, root)
 
 
 def _unique(name: str, used: set[str]) -> str:
