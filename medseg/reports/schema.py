@@ -136,7 +136,7 @@ class StudyReport(_Model):
     lesions: list[LesionRecord] = Field(default_factory=list)
     totals: list[ClassTotal] = Field(default_factory=list)
     oct: OCTAnalysis | None = None
-    metrics: dict[str, float | str] = Field(
+    metrics: dict[str, float | str | None] = Field(
         default_factory=dict, description="from the evaluation folder (--eval), when present"
     )
     warnings: list[str] = Field(default_factory=list)

@@ -132,8 +132,7 @@ def test_synth_oct_png_writes(tmp_path: Path) -> None:
 
 
 # Commands whose stage has not landed yet: they must say so and exit 2 (shrinks as stages land).
-NOT_YET = [
-]
+NOT_YET = []
 
 
 @pytest.mark.parametrize("template", NOT_YET)
