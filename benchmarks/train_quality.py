@@ -4,7 +4,7 @@ For ``--task oct`` (``workflows/oct_fluid_unet2d.yaml``, 2D on B-scans) or ``--t
 (``workflows/ct_lesion_unet3d.yaml``, 3D patches) this runs, with the CLI, exactly what a user
 would::
 
-    medseg synth oct WORK/scans --size realistic --patients 8          # or: synth ct --size small
+    medseg synth oct WORK/scans --size realistic --patients 8          # or: synth ct --size realistic
     medseg manifest build WORK/scans/images --labels WORK/scans/labels -o WORK/data.json --folds 4
     medseg train workflows/oct_fluid_unet2d.yaml --set manifest=WORK/data.json -o WORK/run
     medseg predict WORK/run WORK/data.json -o WORK/pred        (the validation fold, source grid)
@@ -34,7 +34,7 @@ TASKS = {
         "workflow": "oct_fluid_unet2d.yaml",
     },
     "ct": {
-        "synth": ["ct", "--size", "small", "--patients", "10"],
+        "synth": ["ct", "--size", "realistic", "--patients", "10"],
         "folds": "5",
         "workflow": "ct_lesion_unet3d.yaml",
     },
