@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/medseg synth oct $(DEMO_DIR)/scans --size realistic --patients 8
+	$(BIN)/medseg demo -o $(DEMO_DIR)
 
 demo-quick: $(STAMP)
 	$(BIN)/medseg demo --quick -o $(DEMO_DIR)-quick
