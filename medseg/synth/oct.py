@@ -254,9 +254,16 @@ def _render_bscan(
     inst = np.zeros((size.width, size.depth), dtype=np.uint16)
     thick = t_in + t_out
     for i, p in enumerate(eye.irf, start=1):
-        q = ((u[:, None] - p.u) / p.a) ** 2 + ((v - p.v) / p.b) ** 2
-        q = q + ((rel - p.depth_frac * thick) / (p.half_frac * thick)) ** 2
-        inst[q <= 1.0] = i
+        across = ((v - p.v) / p.b) ** 2
+        if across > 1.0:
+            continue  # this B-scan misses the pocket
+        cols = np.flatnonzero(np.abs(u - p.u) <= p.a)  # only the A-scans under the pocket
+        if cols.size == 0:
+            continue
+        lo, hi = int(cols[0]), int(cols[-1]) + 1
+        q = ((u[lo:hi, None] - p.u) / p.a) ** 2 + across
+        q = q + ((rel[lo:hi] - p.depth_frac * thick[lo:hi]) / (p.half_frac * thick[lo:hi])) ** 2
+        inst[lo:hi][q <= 1.0] = i
     srf_mask = (dd >= srf_top) & (dd < rpe) & (s["srf_h"][:, None] > 0)
     inst[srf_mask] = len(eye.irf) + 1
     refl = np.where(inst > 0, _FLUID, refl)
@@ -267,11 +274,12 @@ def _speckle(
     refl: npt.NDArray[np.float64], rng: np.random.Generator, brightness: float
 ) -> npt.NDArray[np.uint8]:
     """Multiplicative gamma speckle, additive noise, log compression to uint8."""
-    speckled = refl * rng.gamma(2.0, 0.5, size=refl.shape) * brightness
+    gamma = rng.standard_gamma(2.0, size=refl.shape, dtype=np.float32)
+    speckled = refl.astype(np.float32) * gamma * np.float32(0.5 * brightness)
     speckled = ndimage.uniform_filter1d(speckled, 2, axis=1)
-    speckled += np.abs(rng.normal(0.0, 0.012, size=refl.shape))
-    compressed = np.log1p(40.0 * speckled) / np.log1p(40.0)
-    return np.clip(compressed * 255.0, 0, 255).astype(np.uint8)
+    speckled += np.abs(rng.standard_normal(size=refl.shape, dtype=np.float32)) * np.float32(0.012)
+    compressed = np.log1p(np.float32(40.0) * speckled) * np.float32(255.0 / np.log1p(40.0))
+    return np.clip(compressed, 0, 255).astype(np.uint8)
 
 
 def render_eye(
