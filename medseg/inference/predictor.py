@@ -26,6 +26,7 @@ from medseg.config.schema import ResolvedWorkflow
 from medseg.errors import CheckpointError, DataError
 from medseg.inference.postprocess import postprocess
 from medseg.inference.windows import (
+    labels_from_probabilities,
     plain_tensor,
     predict_probabilities,
     tta_volume_axes,
@@ -202,9 +203,7 @@ class Predictor:
         inverted = Invertd(
             keys=PRED, transform=compose, orig_keys=IMAGE, nearest_interp=False, to_tensor=True
         )(data)[PRED]
-        labels = torch.argmax(torch.as_tensor(inverted), dim=0)
-        dtype = np.uint8 if self.resolved.num_classes < 256 else np.uint16
-        return labels.to("cpu").numpy().astype(dtype)
+        return labels_from_probabilities(plain_tensor(inverted))
 
     def check_compatible(self, volume: Volume) -> None:
         """Refuse scans unlike the training data (other modality, spacing off by > 8x).

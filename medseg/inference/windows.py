@@ -303,8 +303,23 @@ def tta_volume_axes(resolved: ResolvedWorkflow) -> list[int]:
     return [in_plane[a] for a in axes if a < 2]
 
 
+def argmax_channels(probs: torch.Tensor) -> torch.Tensor:
+    """Arg-max over the class axis of ``[K, *S]`` (first maximum wins), on the same device.
+
+    A running comparison over the few classes is several times faster than ``torch.argmax``
+    along a leading, strided axis for large volumes.
+    """
+    dtype = torch.uint8 if probs.shape[0] < 256 else torch.int16
+    labels = torch.zeros(probs.shape[1:], dtype=dtype, device=probs.device)
+    best = probs[0].clone()
+    for k in range(1, probs.shape[0]):
+        better = probs[k] > best
+        labels[better] = k
+        best = torch.maximum(best, probs[k])
+    return labels
+
+
 def labels_from_probabilities(probs: torch.Tensor) -> np.ndarray:
     """Arg-max label map ``(X, Y, Z)`` (uint8/uint16) on the host."""
-    labels = torch.argmax(probs, dim=0)
-    dtype = np.uint8 if probs.shape[0] < 256 else np.uint16
-    return labels.to("cpu").numpy().astype(dtype)
+    labels = argmax_channels(probs).to("cpu").numpy()
+    return labels.astype(np.uint8 if probs.shape[0] < 256 else np.uint16)
