@@ -20,7 +20,7 @@ Hierarchy::
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 
 __all__ = [
     "CheckpointError",
@@ -51,7 +51,7 @@ class MedsegError(Exception):
         *,
         hint: str | None = None,
         case_id: str | None = None,
-        path: str | Path | None = None,
+        path: str | os.PathLike[str] | None = None,
     ) -> None:
         self.message = message
         self.hint = hint

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from medseg.cli import _console
+
+if TYPE_CHECKING:
+    from medseg.training.loop import EpochStats
+    from medseg.workflow import StageResult
 
 
 def register(app: typer.Typer) -> None:
@@ -31,19 +35,17 @@ def demo_command(
     """Synthetic OCT cohort -> manifest -> train -> predict -> evaluate -> reports."""
     from medseg.demo import run_demo
 
-    def on_stage(stage: object) -> None:
-        s = stage  # StageResult
+    def on_stage(s: StageResult) -> None:
         _console.err.print(
             f"[bold]{s.stage:9s}[/] {s.status:10s} {s.seconds:7.1f} s  {s.detail}", highlight=False
-        )  # type: ignore[attr-defined]
+        )
 
-    def on_epoch(stats: object) -> None:
-        e = stats
-        dice = f"  val Dice {e.val.mean_dice:.3f}" if e.val else ""  # type: ignore[attr-defined]
+    def on_epoch(e: EpochStats) -> None:
+        dice = f"  val Dice {e.val.mean_dice:.3f}" if e.val else ""
         _console.err.print(
             f"{'':10s}epoch {e.epoch}/{e.epochs} loss {e.train_loss:.4f}{dice}  {e.seconds:.0f} s",
             highlight=False,
-        )  # type: ignore[attr-defined]
+        )
 
     result = run_demo(output, quick=quick, on_stage=on_stage, on_epoch_end=on_epoch)
     table = Table(title="test-set metrics (held-out patients, source grid)")

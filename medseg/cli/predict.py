@@ -3,26 +3,30 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from medseg.cli import _console
 
+if TYPE_CHECKING:
+    from medseg.inference.batch import CaseResult
+
 
 def register(app: typer.Typer) -> None:
     app.command("predict")(predict_command)
 
 
-def _results_table(results: list[object]) -> Table:
+def _results_table(results: Sequence[CaseResult]) -> Table:
     table = Table(title="predictions")
     for column in ("case", "status", "seconds", "note"):
         table.add_column(column)
     for r in results:
-        style = {"done": "green", "skipped": "cyan", "failed": "red"}[r.status]  # type: ignore[attr-defined]
-        table.add_row(r.case_id, f"[{style}]{r.status}[/]", f"{r.seconds:.1f}", r.error or "")  # type: ignore[attr-defined]
+        style = {"done": "green", "skipped": "cyan", "failed": "red"}[r.status]
+        table.add_row(r.case_id, f"[{style}]{r.status}[/]", f"{r.seconds:.1f}", r.error or "")
     return table
 
 

@@ -20,6 +20,7 @@ import os
 from collections.abc import Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from medseg.config.schema import AUTO, PlanInfo, ResolvedWorkflow, WorkflowConfig
 from medseg.manifest.fingerprint import Fingerprint
@@ -51,13 +52,13 @@ def target_spacing(fingerprint: Fingerprint) -> tuple[float, float, float]:
 
 
 def topology(
-    spacing: Sequence[float], patch: Sequence[int], max_pools: int
+    spacing: npt.ArrayLike, patch: npt.ArrayLike, max_pools: int
 ) -> tuple[list[list[int]], list[list[int]]]:
     """DynUNet ``kernels`` and ``strides`` (first stride is 1) for a patch at ``spacing``."""
     current_spacing = np.asarray(spacing, dtype=np.float64)
     current_size = np.asarray(patch, dtype=np.int64)
     kernels: list[list[int]] = []
-    strides: list[list[int]] = [[1] * len(spacing)]
+    strides: list[list[int]] = [[1] * len(current_spacing)]
     while True:
         finest = current_spacing.min()
         kernels.append([3 if s / finest < 2 else 1 for s in current_spacing])
@@ -97,7 +98,7 @@ def filters_for(n_levels: int, base: int, max_filters: int) -> list[int]:
 
 def _fit_patch(
     median: np.ndarray,
-    spacing: Sequence[float],
+    spacing: npt.ArrayLike,
     dims: int,
     base: int,
     max_filters: int,
@@ -264,7 +265,7 @@ def describe_plan(resolved: ResolvedWorkflow) -> list[tuple[str, str]]:
             "network",
             f"{resolved.model.name}, {len(resolved.model.strides)} levels, "
             f"base {resolved.model.base_filters} filters",
-        ),  # type: ignore[arg-type]
+        ),
         ("kernels", str(resolved.model.kernels)),
         ("strides", str(resolved.model.strides)),
         (

@@ -11,9 +11,9 @@ from typing import Any, Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-WORKFLOW_SCHEMA_VERSION = 1
+WORKFLOW_SCHEMA_VERSION: Literal[1] = 1
 Auto: TypeAlias = Literal["auto"]
-AUTO = "auto"
+AUTO: Literal["auto"] = "auto"
 
 
 class _Section(BaseModel):
@@ -135,10 +135,10 @@ class WorkflowConfig(_Section):
     def _dims_match(self) -> WorkflowConfig:
         n = 2 if self.task.dims == "2d" else 3
         patch = self.train.patch_size
-        if patch != AUTO and len(patch) != n:  # type: ignore[arg-type]
+        if patch != AUTO and len(patch) != n:
             raise ValueError(
                 f"train.patch_size: expected {n} values for dims={self.task.dims}, got {len(patch)}"
-            )  # type: ignore[arg-type]
+            )
         if self.model.name == "maskrcnn" and self.task.kind != "instance":
             raise ValueError("model.name maskrcnn needs task.kind: instance")
         if self.task.kind == "instance" and self.model.name != "maskrcnn":
@@ -197,7 +197,7 @@ class ResolvedWorkflow(WorkflowConfig):
 
     @property
     def batch_size(self) -> int:
-        return int(self.train.batch_size)  # type: ignore[arg-type]
+        return int(self.train.batch_size)
 
     @property
     def target_spacing(self) -> tuple[float, float, float]:
@@ -205,7 +205,7 @@ class ResolvedWorkflow(WorkflowConfig):
 
     @property
     def slice_axis(self) -> int:
-        return int(self.task.slice_axis)  # type: ignore[arg-type]
+        return int(self.task.slice_axis)
 
     @property
     def spatial_dims(self) -> int:

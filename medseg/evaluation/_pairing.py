@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -83,14 +84,18 @@ def plan_cases(pred_dir: Path, ref: Path) -> CasePlan:
     if ref.is_file() and ref.suffix.lower() == ".json":
         manifest = load_manifest(ref)
         cases = {c.case_id: c for c in manifest.cases if c.label is not None}
-        loaders = {cid: (lambda c=case: manifest.read_label(c)) for cid, case in cases.items()}
+        loaders: dict[str, Callable[[], Volume]] = {
+            cid: functools.partial(manifest.read_label, case) for cid, case in cases.items()
+        }
         labels = {int(k): v for k, v in manifest.labels.items() if int(k) != 0}
         return CasePlan(pred, loaders, labels, list(manifest.lesion_labels), str(ref), "manifest")
     if ref.is_dir():
-        refs = {cid: (lambda p=path: read_volume(p)) for cid, path in _nifti_files(ref).items()}
-        labels = _run_report_labels(pred_dir)
-        source = "run_report.json" if labels else "label values"
-        return CasePlan(pred, refs, labels, None, str(ref), source)
+        refs: dict[str, Callable[[], Volume]] = {
+            cid: functools.partial(read_volume, path) for cid, path in _nifti_files(ref).items()
+        }
+        found = _run_report_labels(pred_dir)
+        source = "run_report.json" if found else "label values"
+        return CasePlan(pred, refs, found, None, str(ref), source)
     raise ConfigError(
         f"the reference {str(ref)!r} is neither a manifest (.json) nor a folder of label maps",
         hint="pass --ref data_manifests/NAME.json or a folder of <case_id>.nii.gz",

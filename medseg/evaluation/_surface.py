@@ -206,7 +206,7 @@ def _contained(values: IndexArray, sorted_pool: IndexArray) -> npt.NDArray[np.bo
 def _edt_distances(
     src: npt.NDArray[np.intp],
     dst: npt.NDArray[np.intp],
-    lo: npt.NDArray[np.intp],
+    lo: npt.NDArray[np.integer],
     box: tuple[int, ...],
     spacing: tuple[float, ...],
 ) -> FloatArray:

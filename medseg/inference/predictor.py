@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -190,13 +190,15 @@ class Predictor:
         assert total is not None
         return total / len(self.models)
 
-    def preprocess(self, volume: Volume) -> tuple[dict[str, Any], Compose]:
+    def preprocess(self, volume: Volume) -> tuple[dict[Hashable, Any], Compose]:
         """The training preprocessing applied to an in-memory volume (invertible Compose)."""
         compose = preprocess_transforms(self.resolved, root=None, with_label=False, load=False)
         data = compose({IMAGE: volume_to_metatensor(volume, dtype=np.float32)})
         return data, compose
 
-    def invert(self, data: dict[str, Any], compose: Compose, probs: torch.Tensor) -> np.ndarray:
+    def invert(
+        self, data: dict[Hashable, Any], compose: Compose, probs: torch.Tensor
+    ) -> np.ndarray:
         """Probabilities back on the source grid (``Invertd``, linear), then arg-max (host)."""
         image = data[IMAGE]
         data[PRED] = MetaTensor(probs, affine=image.affine, meta=dict(image.meta))

@@ -73,7 +73,7 @@ def window_settings(resolved: ResolvedWorkflow, **overrides: object) -> WindowSe
         "slice_axis": resolved.slice_axis,
         "overlap": infer.overlap,
         "blend": infer.blend,
-        "sw_batch_size": int(infer.sw_batch_size),  # type: ignore[arg-type]
+        "sw_batch_size": int(infer.sw_batch_size),
         "crop_foreground": infer.crop_foreground,
         "foreground_rule": "above_min"
         if resolved.preprocess.intensity.scheme in ("ct", "ct_window")
@@ -105,12 +105,13 @@ def foreground_mask(image: torch.Tensor, rule: str = "otsu") -> torch.Tensor:
     if float(data.max()) - lowest < 1e-6:
         shape = [-(-n // FOREGROUND_STRIDE) for n in image.shape[1:]]
         return torch.ones(shape, dtype=torch.bool)
-    pool = {"kernel_size": FOREGROUND_STRIDE, "stride": FOREGROUND_STRIDE, "ceil_mode": True}
+    k = FOREGROUND_STRIDE
     if rule == "above_min":
-        return F.max_pool3d((data > lowest + 1e-3).float(), **pool)[0, 0] > 0
+        above = (data > lowest + 1e-3).float()
+        return F.max_pool3d(above, kernel_size=k, stride=k, ceil_mode=True)[0, 0] > 0
     from skimage.filters import threshold_otsu
 
-    pooled = F.avg_pool3d(data, **pool)
+    pooled = F.avg_pool3d(data, kernel_size=k, stride=k, ceil_mode=True)
     values = pooled[0, 0].cpu().numpy()
     mask = (pooled > float(threshold_otsu(values.ravel()))).float()
     return F.max_pool3d(mask, kernel_size=3, stride=1, padding=1)[0, 0] > 0
@@ -182,6 +183,11 @@ def _windows(
     return keep
 
 
+def _channels(spatial: Sequence[slice]) -> tuple[slice, ...]:
+    """Index ``[all channels, *spatial]``."""
+    return (slice(None), *spatial)
+
+
 def _forward(network: Network, batch: torch.Tensor, settings: WindowSettings) -> torch.Tensor:
     """Run the network on ``[B, C, *window]``; 2D models see the slice axis squeezed."""
     if settings.spatial_dims == 3:
@@ -221,12 +227,12 @@ def sliding_window_logits(
     slices = _windows(shape, settings, mask if not any(pad) else None, offset)
     for start in range(0, len(slices), settings.sw_batch_size):
         chunk = slices[start : start + settings.sw_batch_size]
-        batch = torch.stack([padded[(slice(None), *sl)] for sl in chunk])
+        batch = torch.stack([padded[_channels(sl)] for sl in chunk])
         out = _forward(network, batch, settings)
         if isinstance(out, (tuple, list)):
             out = out[0]
         for sl, window_logits in zip(chunk, out):
-            logits[(slice(None), *sl)] += window_logits.to(accumulate_dtype) * weight
+            logits[_channels(sl)] += window_logits.to(accumulate_dtype) * weight
             counts[sl] += weight
     covered = counts > 0
     logits = logits / torch.where(covered, counts, torch.ones_like(counts))
@@ -267,7 +273,7 @@ def predict_probabilities(
     probs[0] = 1.0
     if any(s.stop - s.start == 0 for s in box):
         return probs
-    crop = image[(slice(None), *box)]
+    crop = image[_channels(box)]
     offset = [s.start for s in box]
     total = torch.zeros((num_classes, *crop.shape[1:]), dtype=accumulate_dtype, device=image.device)
     flips = _flip_sets(tta_axes)
@@ -290,7 +296,7 @@ def predict_probabilities(
         part[0][~covered] = 1.0
         part[1:, ~covered] = 0.0
         total += part.flip(dims) if dims else part
-    probs[(slice(None), *box)] = total / len(flips)
+    probs[_channels(box)] = total / len(flips)
     return probs
 
 

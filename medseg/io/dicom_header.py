@@ -342,7 +342,7 @@ def _build(path: Path, v: dict[str, Any]) -> DicomHeader:
 def _check_pixel_length(header: DicomHeader, values: dict[str, Any], size: int) -> None:
     """Uncompressed pixel data must be complete (catches files cut off during a copy)."""
     offset, length = values.get("_pixel_offset"), values.get("_pixel_length")
-    if offset is None or header.transfer_syntax not in UNCOMPRESSED:
+    if offset is None or length is None or header.transfer_syntax not in UNCOMPRESSED:
         return
     expected = header.rows * header.columns * header.n_frames * header.samples_per_pixel
     expected = expected * header.bits_allocated // 8

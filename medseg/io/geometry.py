@@ -8,8 +8,6 @@ mm. The two differ by a sign flip of the first two world axes. Arrays are indexe
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 import numpy.typing as npt
 
@@ -38,10 +36,10 @@ ras_to_lps_points = lps_to_ras_points
 
 
 def dicom_affine_lps(
-    orientation: Sequence[float],
-    first_position: Sequence[float],
-    pixel_spacing: Sequence[float],
-    slice_step: Sequence[float],
+    orientation: npt.ArrayLike,
+    first_position: npt.ArrayLike,
+    pixel_spacing: npt.ArrayLike,
+    slice_step: npt.ArrayLike,
 ) -> Affine:
     """Build the voxel->LPS affine of a DICOM stack indexed ``(column, row, slice)``.
 
@@ -55,15 +53,16 @@ def dicom_affine_lps(
         4x4 float64 affine mapping ``(col, row, slice, 1)`` to LPS mm.
     """
     iop = np.asarray(orientation, dtype=np.float64)
+    row_spacing, col_spacing = np.asarray(pixel_spacing, dtype=np.float64)[:2]
     affine = np.eye(4)
-    affine[:3, 0] = iop[:3] * float(pixel_spacing[1])
-    affine[:3, 1] = iop[3:6] * float(pixel_spacing[0])
+    affine[:3, 0] = iop[:3] * col_spacing
+    affine[:3, 1] = iop[3:6] * row_spacing
     affine[:3, 2] = np.asarray(slice_step, dtype=np.float64)
     affine[:3, 3] = np.asarray(first_position, dtype=np.float64)
     return affine
 
 
-def slice_normal(orientation: Sequence[float]) -> npt.NDArray[np.float64]:
+def slice_normal(orientation: npt.ArrayLike) -> npt.NDArray[np.float64]:
     """Unit normal of a DICOM image plane: row direction x column direction (LPS)."""
     iop = np.asarray(orientation, dtype=np.float64)
     normal = np.cross(iop[:3], iop[3:6])

@@ -111,7 +111,7 @@ def read_image_stack(folder: PathLike) -> Volume:
     files = stack_files(folder, sidecar)
     if not files:
         raise DataError("image stack holds no PNG/TIFF files", path=folder)
-    slices = []
+    slices: list[np.ndarray] = []
     for path in files:
         try:
             with Image.open(path) as img:
@@ -169,9 +169,9 @@ def write_image_stack(
         pixel_spacing_mm=(row_sp, col_sp),
         slice_spacing_mm=slice_sp,
         files=names,
-        image_orientation_patient=(*(lps[:3, 0] / col_sp), *(lps[:3, 1] / row_sp)),  # type: ignore[arg-type]
-        first_position_lps_mm=tuple(lps[:3, 3]),  # type: ignore[arg-type]
-        slice_direction_lps=tuple(lps[:3, 2] / slice_sp),  # type: ignore[arg-type]
+        image_orientation_patient=(*(lps[:3, 0] / col_sp), *(lps[:3, 1] / row_sp)),
+        first_position_lps_mm=tuple(lps[:3, 3]),
+        slice_direction_lps=tuple(lps[:3, 2] / slice_sp),
         laterality=laterality,
         patient_id=patient_id,
         study_date=study_date,

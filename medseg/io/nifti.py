@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -39,7 +39,7 @@ def read_nifti(path: PathLike) -> Volume:
     import nibabel as nib
 
     try:
-        img = nib.load(str(path))
+        img = cast(Any, nib.load(str(path)))  # a spatial image: has dataobj and affine
         array = np.asanyarray(img.dataobj)
     except Exception as err:  # nibabel raises many types for corrupt files
         raise DataError(f"cannot read NIfTI file: {err}", path=path) from err

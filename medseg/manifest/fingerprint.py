@@ -203,7 +203,7 @@ def compute_fingerprint(
         modality=modalities.most_common(1)[0][0],
         channels=list(manifest.channels),
         median_spacing=tuple(float(v) for v in np.median(np.asarray(spacings), axis=0)),  # type: ignore[arg-type]
-        median_shape=tuple(round(v) for v in np.median(np.asarray(shapes), axis=0)),  # type: ignore[arg-type]
+        median_shape=tuple(round(v) for v in np.median(np.asarray(shapes), axis=0)),
         spacings=spacings,
         shapes=shapes,
         foreground_intensity={ch: _stats(np.concatenate(v)) for ch, v in fg.items()},

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from medseg.errors import ConfigError
 from medseg.io.atomic import ensure_output_dir, write_json_atomic
@@ -47,7 +47,11 @@ def _nnunet_cases(
     ]
     labels = {str(int(v)): str(k) for k, v in data["labels"].items() if not isinstance(v, list)}
     cases = []
-    for split, sub in (("train", "imagesTr"), ("test", "imagesTs")):
+    splits: tuple[tuple[Literal["train", "test"], str], ...] = (
+        ("train", "imagesTr"),
+        ("test", "imagesTs"),
+    )
+    for split, sub in splits:
         first = sorted((folder / sub).glob(f"*_0000{ending}")) if (folder / sub).is_dir() else []
         for path in first:
             case_id = path.name[: -len(f"_0000{ending}")]
@@ -60,7 +64,7 @@ def _nnunet_cases(
                     images=images,  # type: ignore[arg-type]
                     label=f"labelsTr/{case_id}{ending}" if label.exists() else None,
                     split=split,
-                )  # type: ignore[arg-type]
+                )
             )
     return cases, channels, labels
 

@@ -38,7 +38,7 @@ from medseg.io.read import DicomSeriesRef, read_volume
 from medseg.io.volume import Volume
 from medseg.types import PathLike
 
-MANIFEST_SCHEMA_VERSION = 1
+MANIFEST_SCHEMA_VERSION: Literal[1] = 1
 ImageSource = str | DicomSeriesRef
 
 

@@ -28,11 +28,11 @@ def build_dynunet(resolved: ResolvedWorkflow) -> nn.Module:
         kernel_size=m.kernels,  # type: ignore[arg-type]
         strides=strides,
         upsample_kernel_size=strides[1:],
-        filters=filters_for(len(strides), int(m.base_filters), int(m.max_filters)),  # type: ignore[arg-type]
+        filters=filters_for(len(strides), int(m.base_filters), int(m.max_filters)),
         norm_name=("INSTANCE", {"affine": True}),
         act_name=("leakyrelu", {"inplace": True, "negative_slope": 0.01}),
         deep_supervision=m.deep_supervision,
-        deep_supr_num=int(m.deep_supervision_levels),  # type: ignore[arg-type]
+        deep_supr_num=int(m.deep_supervision_levels),
         **options,
     )
 
@@ -44,7 +44,7 @@ def build_segresnet(resolved: ResolvedWorkflow) -> nn.Module:
     options: dict[str, Any] = {
         "init_filters": int(resolved.model.base_filters),
         **resolved.model.options,
-    }  # type: ignore[arg-type]
+    }
     return SegResNet(
         spatial_dims=resolved.spatial_dims,
         in_channels=resolved.plan.in_channels,

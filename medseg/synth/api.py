@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -84,7 +84,7 @@ def _lesion_truths(
     kinds: list[int],
     names: dict[str, str],
     volume: Volume,
-    analytic: list[tuple[float | None, tuple[float, float, float] | None]],
+    analytic: Sequence[tuple[float | None, tuple[float, float, float] | None]],
 ) -> list[LesionTruth]:
     """One :class:`LesionTruth` per non-empty instance; centre is a voxel inside the lesion."""
     out: list[LesionTruth] = []
@@ -131,7 +131,7 @@ def _check_args(
     fmt: str,
     allowed: tuple[str, ...],
     size: str,
-    sizes: dict[str, object],
+    sizes: Mapping[str, object],
 ) -> None:
     if patients < 1:
         raise ConfigError(f"--patients must be at least 1, got {patients}")
@@ -196,13 +196,13 @@ def synth_ct(
         records.append(PatientTruth(patient_id=cases[0].case_id.split("_")[0], cases=cases))
     truth = Truth(
         kind="ct",
-        format=fmt,
+        format=fmt,  # type: ignore[arg-type]  # checked by _check_args
         seed=seed,
         size=size,
         labels=ct_model.CT_LABELS,
         lesion_labels=[ct_model.LESION_LABEL],
         patients=records,
-    )  # type: ignore[arg-type]
+    )
     _write_labels_spec(root, truth.labels, truth.lesion_labels)
     truth.save(root / "truth.json")
     return truth
@@ -322,13 +322,13 @@ def synth_oct(
         records.append(PatientTruth(patient_id=cases[0].case_id.split("_")[0], cases=cases))
     truth = Truth(
         kind="oct",
-        format=fmt,
+        format=fmt,  # type: ignore[arg-type]  # checked by _check_args
         seed=seed,
         size=size,
         labels=labels,
         lesion_labels=[oct_model.IRF_LABEL, oct_model.SRF_LABEL],
         patients=records,
-    )  # type: ignore[arg-type]
+    )
     _write_labels_spec(root, truth.labels, truth.lesion_labels)
     truth.save(root / "truth.json")
     return truth

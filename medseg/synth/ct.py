@@ -72,7 +72,7 @@ def _sample_organ(rng: np.random.Generator, fov: npt.NDArray[np.float64]) -> Ell
         0.36 * fov[2] * rng.uniform(0.9, 1.05),
     )
     rot = rotation_z(rng.uniform(-0.3, 0.3))
-    return Ellipsoid(center, radii, tuple(map(tuple, rot)))  # type: ignore[arg-type]
+    return Ellipsoid(center, radii, tuple(map(tuple, rot)))
 
 
 def _inside_organ(organ: Ellipsoid, lesion: Ellipsoid, margin: float = 0.85) -> bool:
@@ -105,7 +105,7 @@ def _sample_lesions(
         cand = Ellipsoid(
             tuple(center.tolist()),
             radii,
-            tuple(map(tuple, rotation_z(rng.uniform(0, np.pi)))),  # type: ignore[arg-type]
+            tuple(map(tuple, rotation_z(rng.uniform(0, np.pi)))),
         )
         far = all(
             np.linalg.norm(center - np.asarray(o.center_mm))

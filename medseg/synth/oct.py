@@ -193,8 +193,8 @@ _FLUID, _VITREOUS, _RPE = 0.02, 0.012, 0.97
 
 
 def _surfaces(
-    eye: EyeAnatomy, u: npt.NDArray[np.float64], v: float
-) -> dict[str, npt.NDArray[np.float64]]:
+    eye: EyeAnatomy, u: npt.NDArray[np.floating], v: float
+) -> dict[str, npt.NDArray[np.floating]]:
     """Depths (mm) along one B-scan: RPE, SRF height, inner/outer thickness, ILM."""
     du, dv = u - eye.fovea_uv[0], v - eye.fovea_uv[1]
     r2 = du**2 + dv**2

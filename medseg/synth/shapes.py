@@ -16,7 +16,7 @@ def grid_mm(
     Returns three arrays of shapes ``(X,1,1)``, ``(1,Y,1)``, ``(1,1,Z)`` (open grid).
     """
     axes = [((np.arange(n, dtype=np.float32) - (n - 1) / 2.0) * s) for n, s in zip(shape, spacing)]
-    return tuple(np.ix_(*axes))  # type: ignore[return-value]
+    return tuple(np.ix_(*axes))
 
 
 def rotation_z(angle_rad: float) -> npt.NDArray[np.float64]:

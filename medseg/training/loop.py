@@ -145,7 +145,7 @@ def _components(
 
 
 def _loader(dataset: PatchDataset, resolved: ResolvedWorkflow, device: torch.device) -> DataLoader:
-    workers = int(resolved.train.num_workers)  # type: ignore[arg-type]
+    workers = int(resolved.train.num_workers)
     return DataLoader(
         dataset,
         batch_size=resolved.batch_size,

@@ -5,12 +5,13 @@ from __future__ import annotations
 import torch
 from monai.losses import DeepSupervisionLoss, DiceCELoss, DiceLoss
 from torch import nn
+from torch.nn.modules.loss import _Loss
 
 from medseg.config.schema import ResolvedWorkflow
 from medseg.models.registry import has_deep_supervision
 
 
-def base_loss(name: str) -> nn.Module:
+def base_loss(name: str) -> _Loss:
     """``dice_ce`` (batch Dice + cross-entropy, as nnU-Net), ``dice`` or ``ce``."""
     if name == "dice_ce":
         return DiceCELoss(
@@ -21,7 +22,7 @@ def base_loss(name: str) -> nn.Module:
     return _CrossEntropy()
 
 
-class _CrossEntropy(nn.Module):
+class _CrossEntropy(_Loss):
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return nn.functional.cross_entropy(logits, target[:, 0].long())
 

@@ -13,7 +13,7 @@ from medseg.config.schema import ResolvedWorkflow
 def build_optimizer(model: nn.Module, resolved: ResolvedWorkflow) -> torch.optim.Optimizer:
     """SGD with Nesterov momentum (nnU-Net default) or AdamW."""
     t = resolved.train
-    lr = float(t.learning_rate)  # type: ignore[arg-type]
+    lr = float(t.learning_rate)
     if t.optimizer == "sgd":
         return torch.optim.SGD(
             model.parameters(),

@@ -11,8 +11,8 @@ Keys: ``image`` (channel-first, all channels), ``label`` (one channel, integer).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Hashable, Sequence
+from typing import Any, cast
 
 import numpy as np
 from monai import transforms as mt
@@ -45,11 +45,12 @@ def intensity_transforms(intensity: IntensityConfig, keys: Sequence[str] = (IMAG
     """Normalisation for a resolved :class:`IntensityConfig` (MONAI transforms only)."""
     scheme = intensity.scheme
     if scheme == "ct":
-        lo, hi = intensity.clip  # type: ignore[misc]
+        clip = cast(tuple[float, float], intensity.clip)
+        mean, std = cast(float, intensity.mean), cast(float, intensity.std)
         return [
-            mt.ThresholdIntensityd(keys, threshold=hi, above=False, cval=hi),
-            mt.ThresholdIntensityd(keys, threshold=lo, above=True, cval=lo),
-            mt.NormalizeIntensityd(keys, subtrahend=intensity.mean, divisor=intensity.std),
+            mt.ThresholdIntensityd(keys, threshold=clip[1], above=False, cval=clip[1]),
+            mt.ThresholdIntensityd(keys, threshold=clip[0], above=True, cval=clip[0]),
+            mt.NormalizeIntensityd(keys, subtrahend=mean, divisor=std),  # type: ignore[arg-type]
         ]
     if scheme == "ct_window":
         lo, hi = intensity.window  # type: ignore[misc]
@@ -78,7 +79,7 @@ def preprocess_transforms(
     """
     keys = channel_keys(resolved)
     load_keys = [*keys, LABEL] if with_label else keys
-    dtypes: dict[str, Any] = {k: np.float32 for k in keys}
+    dtypes: dict[Hashable, Any] = {k: np.float32 for k in keys}
     dtypes[LABEL] = np.uint8 if len(resolved.plan.labels) < 256 else np.int16
     spatial = [IMAGE, LABEL] if with_label else [IMAGE]
     ops: list[Any] = [LoadVolumed(load_keys, root=root, dtypes=dtypes)] if load else []
@@ -130,10 +131,8 @@ def _augmentations(resolved: ResolvedWorkflow) -> list[Any]:
     keys = [IMAGE, LABEL]
     strength = {"light": 0.5, "default": 1.0, "heavy": 1.5}[preset]
     rotate = np.radians(15.0 * strength)
-    ops: list[Any] = [
-        mt.RandFlipd(keys, prob=0.5, spatial_axis=axis)
-        for axis in resolved.train.augmentation.flip_axes  # type: ignore[union-attr]
-    ]
+    flip_axes = cast(list[int], resolved.train.augmentation.flip_axes)
+    ops: list[Any] = [mt.RandFlipd(keys, prob=0.5, spatial_axis=axis) for axis in flip_axes]
     if preset != "light":
         ops.insert(
             0,

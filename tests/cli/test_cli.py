@@ -129,18 +129,3 @@ def test_synth_oct_png_writes(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     stacks = [p for p in (out / "images").iterdir() if p.is_dir()]
     assert stacks and all((p / "spacing.json").is_file() for p in stacks)
-
-
-# Commands whose stage has not landed yet: they must say so and exit 2 (shrinks as stages land).
-NOT_YET = []
-
-
-@pytest.mark.parametrize("template", NOT_YET)
-def test_unbuilt_commands_exit_2(tmp_path: Path, template: str) -> None:
-    workflow = tmp_path / "wf.yaml"
-    workflow.write_text("name: x\n")
-    args = template.format(wf=workflow, d=tmp_path).split()
-    result = invoke(*args)
-    assert result.exit_code == 2
-    out = lines(result.output)
-    assert len(out) == 1 and "not available yet" in out[0], out
