@@ -136,8 +136,20 @@ def build_command(
         str | None,
         typer.Option("--patient-pattern", help="Regex with (?P<patient>...) for file-based cases."),
     ] = None,
+    pseudonymize: Annotated[
+        bool,
+        typer.Option(
+            "--pseudonymize",
+            help="Replace patient ids by keyed hashes (table beside the manifest).",
+        ),
+    ] = False,
+    pseudonym_key: Annotated[
+        str | None,
+        typer.Option("--pseudonym-key", help="Key of the hashes (default: $MEDSEG_PSEUDONYM_KEY)."),
+    ] = None,
 ) -> None:
     """Find scans, pair them with labels, split folds by patient, record every data problem."""
+    from medseg.manifest import pseudonym
     from medseg.manifest.build import build_manifest
     from medseg.manifest.schema import save_manifest
 
@@ -153,10 +165,17 @@ def build_command(
         label_names=_parse_label_names(label_names),
         lesion_labels=_parse_ints(lesion_labels, "--lesion-labels"),
         patient_pattern=patient_pattern,
+        pseudonym_key=pseudonym.resolve_key(pseudonym_key) if pseudonymize else None,
     )
     save_manifest(result.manifest, output)
     _build_tables(result)
     _console.out.print(f"wrote {output}")
+    if result.pseudonyms:
+        table = output.with_name(output.name.removesuffix(".json") + pseudonym.TABLE_SUFFIX)
+        pseudonym.write_table(result.pseudonyms, table)
+        _console.out.print(
+            f"pseudonym table (identifies patients; store it like the scans): {table}"
+        )
 
 
 @app.command("check")

@@ -73,6 +73,17 @@ def predict_command(
     preview: Annotated[
         bool, typer.Option("--preview/--no-preview", help="Write <case_id>.png overlays.")
     ] = True,
+    pseudonymize: Annotated[
+        bool,
+        typer.Option(
+            "--pseudonymize",
+            help="Pseudonymous ids for scans found in folders (OUT_DIR/pseudonyms.csv).",
+        ),
+    ] = False,
+    pseudonym_key: Annotated[
+        str | None,
+        typer.Option("--pseudonym-key", help="Key of the hashes (default: $MEDSEG_PSEUDONYM_KEY)."),
+    ] = None,
 ) -> None:
     """Segment every case; write <case_id>.nii.gz (+ .seg.dcm, .png) and run_report.json."""
     from medseg.inference.batch import (
@@ -84,11 +95,16 @@ def predict_command(
     from medseg.inference.cases import cases_from_inputs
     from medseg.inference.predictor import Predictor
     from medseg.io.atomic import ensure_output_dir
+    from medseg.manifest.pseudonym import resolve_key, write_table
 
     rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
     state = ctx.obj if isinstance(ctx.obj, _console.CLIState) else _console.CLIState()
     out_dir = ensure_output_dir(output)
-    cases = cases_from_inputs(inputs, split=split)
+    table: list[tuple[str, str, str, str]] = []
+    key = resolve_key(pseudonym_key) if pseudonymize else None
+    cases = cases_from_inputs(inputs, split=split, pseudonym_key=key, table=table)
+    if table and rank == 0:
+        write_table(table, out_dir / "pseudonyms.csv")
     predictor = Predictor.from_run(
         run_dir, folds=_parse_folds(folds), checkpoint=checkpoint, device=device
     )

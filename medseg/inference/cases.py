@@ -12,6 +12,7 @@ from medseg.errors import ConfigError
 from medseg.io.read import DicomSeriesRef
 from medseg.manifest import naming
 from medseg.manifest.build import Candidate, discover_candidates
+from medseg.manifest.pseudonym import pseudonym, pseudonymous_case_id
 from medseg.manifest.schema import load_manifest
 from medseg.types import PathLike
 
@@ -108,25 +109,49 @@ def _is_manifest(path: Path) -> bool:
         return False
 
 
-def cases_from_inputs(inputs: Sequence[PathLike], *, split: str | None = None) -> list[CaseInput]:
-    """Turn CLI inputs into cases with unique ids (duplicates get ``-2``, ``-3``...)."""
+def _pseudonymize(case: CaseInput, key: str, table: list[tuple[str, str, str, str]]) -> None:
+    if case.patient_id is None:
+        return
+    new_patient = pseudonym(case.patient_id, key)
+    new_case = pseudonymous_case_id(case.case_id, case.patient_id, new_patient)
+    table.append((case.patient_id, new_patient, case.case_id, new_case))
+    case.patient_id, case.case_id = new_patient, new_case
+
+
+def cases_from_inputs(
+    inputs: Sequence[PathLike],
+    *,
+    split: str | None = None,
+    pseudonym_key: str | None = None,
+    table: list[tuple[str, str, str, str]] | None = None,
+) -> list[CaseInput]:
+    """Turn CLI inputs into cases with unique ids (duplicates get ``-2``, ``-3``...).
+
+    With ``pseudonym_key``, cases found in folders and files (not manifests, which carry their own
+    ids) get pseudonymous patient and case ids; the mapping rows are appended to ``table``.
+    """
     cases: list[CaseInput] = []
     for raw in inputs:
         path = Path(raw)
         if path.is_dir():
-            cases += _from_folder(path)
+            found_cases = _from_folder(path)
         elif _is_manifest(path):
             cases += _from_manifest(path, split)
+            continue
         else:
             found, summary = discover_candidates(path)
-            cases += [_from_candidate(c) for c in found]
+            found_cases = [_from_candidate(c) for c in found]
             if not found:
                 reason = summary.skipped[0].reason if summary.skipped else "not a supported scan"
-                cases.append(
+                found_cases.append(
                     CaseInput(
                         naming.sanitize(naming.strip_extension(path.name)), path, error=reason
                     )
                 )
+        if pseudonym_key is not None:
+            for case in found_cases:
+                _pseudonymize(case, pseudonym_key, table if table is not None else [])
+        cases += found_cases
     seen: Counter[str] = Counter()
     for case in cases:
         seen[case.case_id] += 1

@@ -29,6 +29,7 @@ from medseg.io.read import DicomSeriesRef
 from medseg.io.sitk_io import is_sitk_file
 from medseg.manifest import naming
 from medseg.manifest.pairs import read_pairs
+from medseg.manifest.pseudonym import pseudonym, pseudonymous_case_id
 from medseg.manifest.schema import Case, Manifest, SkippedItem
 from medseg.manifest.splits import assign_splits
 from medseg.types import PathLike
@@ -74,6 +75,20 @@ class BuildSummary:
 class BuildResult:
     manifest: Manifest
     summary: BuildSummary
+    pseudonyms: list[tuple[str, str, str, str]] = field(default_factory=list)
+
+
+def pseudonymize_cases(
+    cases: Sequence[Case], key: str
+) -> tuple[list[Case], list[tuple[str, str, str, str]]]:
+    """Cases with pseudonymous patient and case ids, plus the mapping table rows."""
+    out, table = [], []
+    for case in cases:
+        new_patient = pseudonym(case.patient_id, key)
+        new_case = pseudonymous_case_id(case.case_id, case.patient_id, new_patient)
+        table.append((case.patient_id, new_patient, case.case_id, new_case))
+        out.append(case.model_copy(update={"patient_id": new_patient, "case_id": new_case}))
+    return out, table
 
 
 def _series_candidates(series: Sequence[SeriesInfo]) -> list[Candidate]:
@@ -345,6 +360,7 @@ def build_manifest(
     label_names: dict[int, str] | None = None,
     lesion_labels: Sequence[int] | None = None,
     patient_pattern: str | None = None,
+    pseudonym_key: str | None = None,
 ) -> BuildResult:
     """Discover scans under ``scan_dir`` and build (not save) a manifest for ``output``.
 
@@ -361,6 +377,8 @@ def build_manifest(
         label_names: ``{value: name}`` (default: ``labels.json`` in ``labels_dir``).
         lesion_labels: label values whose components are lesions.
         patient_pattern: regex with a ``(?P<patient>...)`` group to get patient ids from file names.
+        pseudonym_key: replace patient ids (and the patient part of case ids) by keyed hashes
+            (:mod:`medseg.manifest.pseudonym`); the mapping is returned in ``pseudonyms``.
 
     Raises:
         ConfigError: bad options (pattern, CSV columns, folds); DataError: no scans found.
@@ -392,6 +410,9 @@ def build_manifest(
         names = _infer_label_names(labels.values())
     candidates.sort(key=lambda c: c.case_id)
     cases = [_to_case(c, labels.get(c.case_id), root) for c in candidates]
+    table: list[tuple[str, str, str, str]] = []
+    if pseudonym_key is not None:
+        cases, table = pseudonymize_cases(cases, pseudonym_key)
     cases = assign_splits(cases, n_folds=n_folds, seed=seed, test_fraction=test_fraction)
     out_dir = Path(output).resolve().parent
     summary.skipped = [_relative_skip(item, root) for item in summary.skipped]
@@ -414,4 +435,4 @@ def build_manifest(
         summary.labelled,
         len(summary.skipped),
     )
-    return BuildResult(manifest, summary)
+    return BuildResult(manifest, summary, table)

@@ -68,7 +68,10 @@ def test_foreground_box_keeps_every_lesion(
         image = read_volume(case.image, root=root).array.astype(np.float32)
         label = read_volume(case.label, root=root).array
         # the CT pipeline clips intensities to the foreground range first; OCT is z-scored
-        normalise = {"ct": lambda a: np.clip(a, 10.0, 90.0), "oct": lambda a: (a - a.mean()) / a.std()}
+        normalise = {
+            "ct": lambda a: np.clip(a, 10.0, 90.0),
+            "oct": lambda a: (a - a.mean()) / a.std(),
+        }
         image = normalise[kind](image)
         tensor = torch.from_numpy(image)[None]
         mask = foreground_mask(tensor, rule)
