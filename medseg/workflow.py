@@ -20,7 +20,7 @@ from typing import Any
 
 from medseg.config.run import PlannedRun, plan_run
 from medseg.errors import DataError
-from medseg.io.atomic import write_json_atomic
+from medseg.io.atomic import file_sha256, write_json_atomic
 from medseg.types import PathLike
 
 logger = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ class WorkflowRun:
 
 
 def _sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "missing"
+    return file_sha256(path) if path.is_file() else "missing"
 
 
 def _signature(*parts: object) -> str:

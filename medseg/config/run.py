@@ -16,6 +16,7 @@ from pathlib import Path
 from medseg.config.load import load_resolved, load_workflow, manifest_path, save_resolved
 from medseg.config.plan import plan_workflow
 from medseg.config.schema import ResolvedWorkflow, WorkflowConfig
+from medseg.io.atomic import file_sha256
 from medseg.manifest.fingerprint import Fingerprint, compute_fingerprint
 from medseg.manifest.schema import Manifest, load_manifest
 from medseg.types import PathLike
@@ -46,7 +47,7 @@ def workflow_hash(config: WorkflowConfig) -> str:
 
 
 def manifest_hash(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return file_sha256(path)
 
 
 def _up_to_date(

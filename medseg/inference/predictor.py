@@ -32,10 +32,11 @@ from medseg.inference.windows import (
     tta_volume_axes,
     window_settings,
 )
+from medseg.io.atomic import file_sha256
 from medseg.io.read import VolumeRef, read_volume
 from medseg.io.volume import Volume
 from medseg.models.registry import build_model
-from medseg.training.checkpoint import BEST, LAST, file_sha256, load_checkpoint, versions
+from medseg.training.checkpoint import BEST, LAST, load_checkpoint, versions
 from medseg.training.distributed import DistInfo, select_device
 from medseg.transforms.load import volume_to_metatensor
 from medseg.transforms.pipelines import IMAGE, preprocess_transforms

@@ -7,6 +7,7 @@ sees either the complete old file or the complete new one.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import os
@@ -71,6 +72,15 @@ def write_bytes_atomic(path: PathLike, data: bytes) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
     return Path(path)
+
+
+def file_sha256(path: PathLike) -> str:
+    """SHA-256 of a file's bytes (provenance of checkpoints, manifests, reports)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fp:
+        for chunk in iter(lambda: fp.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def jsonable(obj: Any) -> Any:

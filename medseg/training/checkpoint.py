@@ -8,7 +8,6 @@ scheduler / grad-scaler states, epoch and best metric, RNG states (as tensors an
 
 from __future__ import annotations
 
-import hashlib
 import platform
 import random
 from pathlib import Path
@@ -101,12 +100,3 @@ def load_checkpoint(path: PathLike, *, map_location: str | torch.device = "cpu")
             "not a medseg checkpoint (schema_version missing or unknown)", path=location
         )
     return data
-
-
-def file_sha256(path: PathLike) -> str:
-    """SHA-256 of a file (checkpoint provenance in run reports)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fp:
-        for chunk in iter(lambda: fp.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
