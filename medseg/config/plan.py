@@ -171,7 +171,7 @@ def _plan_unet(
     train: dict[str, Any],
     model: dict[str, Any],
     median_plane: np.ndarray,
-    plane_spacing: np.ndarray,
+    plane_spacing: Sequence[float],
     dims: int,
     fingerprint: Fingerprint,
 ) -> list[int]:
@@ -231,7 +231,8 @@ def plan_workflow(
     if model["name"] == "maskrcnn":
         patch = plan_maskrcnn(train, model, median_shape[axes], dims=dims, manifest=manifest)
     else:
-        patch = _plan_unet(train, model, median_shape[axes], spacing[axes], dims, fingerprint)
+        plane_spacing = [float(v) for v in spacing[axes]]
+        patch = _plan_unet(train, model, median_shape[axes], plane_spacing, dims, fingerprint)
     train["memory_budget_gb"] = budget
     if train["learning_rate"] == AUTO:
         train["learning_rate"] = 1e-2 if train["optimizer"] == "sgd" else 3e-4
@@ -305,7 +306,7 @@ def _network_rows(resolved: ResolvedWorkflow) -> list[tuple[str, str]]:
         (
             "network",
             f"{model.name}, {len(model.strides)} levels, base {model.base_filters} filters",
-        ),  # type: ignore[arg-type]
+        ),
         ("kernels", str(model.kernels)),
         ("strides", str(model.strides)),
     ]

@@ -231,6 +231,7 @@ def write_run_report(
             "skip_empty_windows": resolved.infer.skip_empty_windows,
             "postprocess": resolved.postprocess.model_dump(),
             "dicom_seg": options.dicom_seg,
+            **({"instances": resolved.instances.model_dump()} if _instances(predictor) else {}),
         },
         "labels": dict(resolved.plan.labels),
         "lesion_labels": list(resolved.plan.lesion_labels),

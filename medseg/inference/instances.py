@@ -79,7 +79,7 @@ def instance_settings(resolved: ResolvedWorkflow) -> InstanceSettings:
         spatial_dims=resolved.spatial_dims,
         slice_axis=resolved.slice_axis,
         overlap=resolved.infer.overlap,
-        sw_batch_size=int(resolved.infer.sw_batch_size),  # type: ignore[arg-type]
+        sw_batch_size=int(resolved.infer.sw_batch_size),
         class_labels=class_to_label(resolved),
         instances=resolved.instances,
     )
@@ -149,7 +149,7 @@ def predict_instances(
     windows = list(_window_starts(padded.shape[1:], settings.window, settings.overlap))
     for first in range(0, len(windows), settings.sw_batch_size):
         chunk = windows[first : first + settings.sw_batch_size]
-        batch = torch.stack([padded[(slice(None), *_window_slices(s, settings))] for s in chunk])
+        batch = torch.stack([padded[_window_index(s, settings)] for s in chunk])
         if settings.spatial_dims == 2:
             batch = batch.squeeze(2 + settings.slice_axis)
         for model in models:
@@ -191,8 +191,10 @@ def _window_starts(
     return itertools.product(*per_axis)
 
 
-def _window_slices(start: Sequence[int], settings: InstanceSettings) -> tuple[slice, ...]:
-    return tuple(slice(s, s + w) for s, w in zip(start, settings.window))
+def _window_index(start: Sequence[int], settings: InstanceSettings) -> tuple[slice, ...]:
+    """Index of one window in a ``[C, X, Y, Z]`` tensor."""
+    spatial = [slice(s, s + w) for s, w in zip(start, settings.window)]
+    return tuple([slice(None), *spatial])
 
 
 def _window_detections(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -38,7 +38,7 @@ class ValidationResult:
     dice: dict[str, float] = field(default_factory=dict)
     lesion_f1: dict[str, float] = field(default_factory=dict)
     n_cases: int = 0
-    selection: str = "mean_dice"
+    selection: Literal["mean_dice", "lesion_f1"] = "mean_dice"
 
     @property
     def mean_dice(self) -> float:
@@ -59,7 +59,7 @@ def _nanmean(values: Iterable[float]) -> float:
     return float(np.mean(kept)) if kept else 0.0
 
 
-def selection_metric(resolved: ResolvedWorkflow) -> str:
+def selection_metric(resolved: ResolvedWorkflow) -> Literal["mean_dice", "lesion_f1"]:
     """Name of the model-selection metric of a workflow (``mean_dice`` or ``lesion_f1``)."""
     return "lesion_f1" if resolved.task.kind == "instance" else "mean_dice"
 
