@@ -5,7 +5,8 @@ preprocessed image, inverts the instance map to the source grid with MONAI's ``I
 (nearest neighbour, the inverse of the same orientation and spacing transforms the U-Net
 probabilities go through), drops instances smaller than ``postprocess.min_volume_mm3`` (and any
 that the resampling erased), renumbers the rest ``1..K`` by descending score and derives the
-semantic label map. Each instance is described by :func:`instance_records`.
+semantic label map (``postprocess.fill_holes`` / ``keep_largest`` do not apply to instances, and
+there is no test-time augmentation). Each instance is described by :func:`instance_records`.
 
 Instance record (one per id of ``<case_id>_instances.nii.gz``, in ``<case_id>.json``):
 ``instance_id``, ``label`` (label value), ``label_name``, ``score``, ``n_voxels``,
