@@ -84,7 +84,7 @@ def train_command(
         for column in (
             "epochs",
             "best epoch",
-            "best val Dice",
+            "best val lesion F1" if planned.resolved.task.kind == "instance" else "best val Dice",
             "stopped",
             "minutes",
             "checkpoints",

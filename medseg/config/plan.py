@@ -18,10 +18,12 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from medseg.config.plan_maskrcnn import plan_maskrcnn, size_divisible
 from medseg.config.schema import AUTO, PlanInfo, ResolvedWorkflow, WorkflowConfig
 from medseg.manifest.fingerprint import Fingerprint
 from medseg.manifest.schema import Manifest
@@ -161,6 +163,43 @@ def _intensity(config: WorkflowConfig, fingerprint: Fingerprint) -> dict[str, ob
     return intensity
 
 
+def _budget_gb(train: dict[str, Any]) -> float:
+    value = train["memory_budget_gb"]
+    return DEFAULT_BUDGET_GB if value == AUTO else float(value)
+
+
+def _plan_unet(
+    train: dict[str, Any],
+    model: dict[str, Any],
+    median_plane: np.ndarray,
+    plane_spacing: Sequence[float],
+    dims: int,
+    fingerprint: Fingerprint,
+) -> list[int]:
+    """U-Net patch, topology, filters and batch size (in place); returns the patch size."""
+    base = 32 if model["base_filters"] == AUTO else int(model["base_filters"])
+    max_filters = MAX_FILTERS[dims] if model["max_filters"] == AUTO else int(model["max_filters"])
+    budget = _budget_gb(train)
+    if train["patch_size"] == AUTO:
+        patch, kernels, strides = _fit_patch(
+            median_plane, plane_spacing, dims, base, max_filters, budget, 2
+        )
+    else:
+        patch = [int(v) for v in train["patch_size"]]
+        kernels, strides = topology(plane_spacing, patch, MAX_POOLS[dims])
+    if model["kernels"] != AUTO and model["strides"] != AUTO:
+        kernels, strides = model["kernels"], model["strides"]
+    filters = filters_for(len(strides), base, max_filters)
+    dataset_voxels = float(sum(np.prod(s) for s in fingerprint.shapes))
+    train["patch_size"] = patch
+    if train["batch_size"] == AUTO:
+        train["batch_size"] = _batch_size(patch, strides, filters, budget, dims, dataset_voxels)
+    model.update(kernels=kernels, strides=strides, base_filters=base, max_filters=max_filters)
+    if model["deep_supervision_levels"] == AUTO:
+        model["deep_supervision_levels"] = max(1, min(3, len(strides) - 2))
+    return patch
+
+
 def plan_workflow(
     config: WorkflowConfig,
     fingerprint: Fingerprint,
@@ -189,26 +228,12 @@ def plan_workflow(
     pre["intensity"] = _intensity(config, fingerprint)
     axes = [i for i in range(3) if dims == 3 or i != task["slice_axis"]]
     median_shape = np.asarray(fingerprint.median_shape) * median_spacing / spacing
-    base = 32 if model["base_filters"] == AUTO else int(model["base_filters"])
-    max_filters = MAX_FILTERS[dims] if model["max_filters"] == AUTO else int(model["max_filters"])
-    budget = (
-        DEFAULT_BUDGET_GB if train["memory_budget_gb"] == AUTO else float(train["memory_budget_gb"])
-    )
-    plane_spacing = spacing[axes]
-    if train["patch_size"] == AUTO:
-        patch, kernels, strides = _fit_patch(
-            median_shape[axes], plane_spacing, dims, base, max_filters, budget, 2
-        )
+    budget = _budget_gb(train)
+    if model["name"] == "maskrcnn":
+        patch = plan_maskrcnn(train, model, median_shape[axes], dims=dims, manifest=manifest)
     else:
-        patch = [int(v) for v in train["patch_size"]]
-        kernels, strides = topology(plane_spacing, patch, MAX_POOLS[dims])
-    if model["kernels"] != AUTO and model["strides"] != AUTO:
-        kernels, strides = model["kernels"], model["strides"]
-    filters = filters_for(len(strides), base, max_filters)
-    dataset_voxels = float(sum(np.prod(s) for s in fingerprint.shapes))
-    train["patch_size"] = patch
-    if train["batch_size"] == AUTO:
-        train["batch_size"] = _batch_size(patch, strides, filters, budget, dims, dataset_voxels)
+        plane_spacing = [float(v) for v in spacing[axes]]
+        patch = _plan_unet(train, model, median_shape[axes], plane_spacing, dims, fingerprint)
     train["memory_budget_gb"] = budget
     if train["learning_rate"] == AUTO:
         train["learning_rate"] = 1e-2 if train["optimizer"] == "sgd" else 3e-4
@@ -217,9 +242,6 @@ def plan_workflow(
     if train["augmentation"]["flip_axes"] == AUTO:
         ophthalmic = fingerprint.modality.upper() in OPHTHALMIC
         train["augmentation"]["flip_axes"] = [0] if ophthalmic else list(range(dims))
-    model.update(kernels=kernels, strides=strides, base_filters=base, max_filters=max_filters)
-    if model["deep_supervision_levels"] == AUTO:
-        model["deep_supervision_levels"] = max(1, min(3, len(strides) - 2))
     if infer["sw_batch_size"] == AUTO:
         infer["sw_batch_size"] = 4 if dims == 2 else 1
     data["plan"] = PlanInfo(
@@ -261,13 +283,7 @@ def describe_plan(resolved: ResolvedWorkflow) -> list[tuple[str, str]]:
             f"{intensity.scheme}"
             + (f" clip {fmt(intensity.clip)}" if isinstance(intensity.clip, tuple) else ""),
         ),
-        (
-            "network",
-            f"{resolved.model.name}, {len(resolved.model.strides)} levels, "
-            f"base {resolved.model.base_filters} filters",
-        ),
-        ("kernels", str(resolved.model.kernels)),
-        ("strides", str(resolved.model.strides)),
+        *_network_rows(resolved),
         (
             "optimizer",
             f"{resolved.train.optimizer} lr {resolved.train.learning_rate}, "
@@ -277,7 +293,30 @@ def describe_plan(resolved: ResolvedWorkflow) -> list[tuple[str, str]]:
     ]
 
 
+def _network_rows(resolved: ResolvedWorkflow) -> list[tuple[str, str]]:
+    model = resolved.model
+    if model.name == "maskrcnn":
+        return [
+            (
+                "network",
+                f"maskrcnn {resolved.task.dims}, lesion classes {resolved.plan.lesion_labels}",
+            ),
+            ("size divisible", str(size_divisible(model.options))),
+        ]
+    return [
+        (
+            "network",
+            f"{model.name}, {len(model.strides)} levels, base {model.base_filters} filters",
+        ),
+        ("kernels", str(model.kernels)),
+        ("strides", str(model.strides)),
+    ]
+
+
 def plan_divisible(resolved: ResolvedWorkflow) -> bool:
     """Whether the patch is divisible by the network's pooling (sanity check)."""
+    if resolved.model.name == "maskrcnn":
+        step = size_divisible(resolved.model.options)
+        return all(p % step == 0 for p in resolved.patch_size)
     div = divisor(resolved.model.strides)  # type: ignore[arg-type]
     return all(p % d == 0 for p, d in zip(resolved.patch_size, div)) and math.prod(div) > 0

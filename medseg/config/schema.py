@@ -111,6 +111,26 @@ class PostprocessConfig(_Section):
     keep_largest: list[str] = Field(default_factory=list, description="label names")
 
 
+class InstanceConfig(_Section):
+    """Mask R-CNN integration (``task.kind: instance``); sizes in voxels of the preprocessed grid.
+
+    Training turns every connected component of a lesion label in a patch into one target
+    (components under ``min_target_voxels`` are ignored). Inference tiles the volume, keeps the
+    detections scoring at least the model's ``score_threshold``, drops cross-tile duplicates with
+    class-aware NMS (box IoU ``nms_iou``), merges same-class masks overlapping by
+    ``merge_overlap`` of the smaller one (a lesion cut by a tile border), links 2D per-slice
+    instances on neighbouring slices overlapping by ``link_overlap`` of the smaller one into 3D
+    lesions (score = max), and finally drops lesions scoring under ``score_threshold``.
+    """
+
+    min_target_voxels: int = Field(default=3, ge=1)
+    score_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    mask_threshold: float = Field(default=0.5, gt=0.0, lt=1.0)
+    nms_iou: float = Field(default=0.5, gt=0.0, le=1.0)
+    merge_overlap: float = Field(default=0.5, gt=0.0, le=1.0)
+    link_overlap: float = Field(default=0.2, gt=0.0, le=1.0)
+
+
 class EvaluateConfig(_Section):
     lesion_match: Literal["iou", "overlap"] = "overlap"
     lesion_iou: float = Field(default=0.1, ge=0.0, le=1.0)
@@ -130,6 +150,7 @@ class WorkflowConfig(_Section):
     infer: InferConfig = Field(default_factory=InferConfig)
     postprocess: PostprocessConfig = Field(default_factory=PostprocessConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    instances: InstanceConfig = Field(default_factory=InstanceConfig)
 
     @model_validator(mode="after")
     def _dims_match(self) -> WorkflowConfig:

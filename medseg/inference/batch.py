@@ -2,10 +2,12 @@
 
 Per case in ``OUT_DIR``: ``<case_id>.nii.gz`` (label map, source shape and affine),
 ``<case_id>.seg.dcm`` (DICOM SEG, with ``dicom_seg`` and a DICOM source), ``<case_id>.png``
-(preview). ``run_report.json`` records versions, checkpoint hashes, device, settings and each
-case's status, seconds and error; it is rewritten (atomically) after every case, so an interrupted
-run leaves a report of what was done. Under torchrun, ranks take every world-size-th case and
-rank 0 merges the reports.
+(preview); Mask R-CNN runs add ``<case_id>_instances.nii.gz`` (instance ids, same grid) and
+``<case_id>.json`` (``{"instances": [...]}``, records of :mod:`medseg.inference.instance_outputs`).
+``run_report.json`` records versions, checkpoint hashes, device, settings and each case's status,
+seconds and error; it is rewritten (atomically) after every case, so an interrupted run leaves a
+report of what was done. Under torchrun, ranks take every world-size-th case and rank 0 merges
+the reports.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 from medseg._version import __version__
 from medseg.errors import MedsegError
 from medseg.inference.cases import CaseInput
+from medseg.inference.instance_outputs import write_instances
 from medseg.inference.predictor import Prediction, Predictor
 from medseg.inference.preview import write_preview
 from medseg.io.atomic import jsonable, write_json_atomic
@@ -61,8 +64,13 @@ class CaseResult:
     outputs: dict[str, str] = field(default_factory=dict)
 
 
-def expected_outputs(case: CaseInput, options: BatchOptions, is_dicom: bool) -> dict[str, str]:
+def expected_outputs(
+    case: CaseInput, options: BatchOptions, is_dicom: bool, *, instances: bool = False
+) -> dict[str, str]:
     outputs = {"labels": f"{case.case_id}.nii.gz"}
+    if instances:
+        outputs["instances"] = f"{case.case_id}_instances.nii.gz"
+        outputs["instances_json"] = f"{case.case_id}.json"
     if options.preview:
         outputs["preview"] = f"{case.case_id}.png"
     if options.dicom_seg and is_dicom:
@@ -91,6 +99,10 @@ def _write_outputs(
 ) -> list[str]:
     notes = []
     write_nifti(prediction.labels, out_dir / outputs["labels"])
+    if "instances" in outputs:
+        write_instances(
+            prediction, out_dir / outputs["instances"], out_dir / outputs["instances_json"]
+        )
     if "preview" in outputs:
         write_preview(volume.array, prediction.labels.array, out_dir / outputs["preview"])
     if "dicom_seg" in outputs:
@@ -109,6 +121,10 @@ def _write_outputs(
     return notes
 
 
+def _instances(predictor: Predictor) -> bool:
+    return predictor.resolved.task.kind == "instance"
+
+
 def predict_case(
     predictor: Predictor, case: CaseInput, out_dir: Path, options: BatchOptions
 ) -> CaseResult:
@@ -120,7 +136,9 @@ def predict_case(
         return result
     try:
         volume = read_volume(case.source, root=case.root)  # type: ignore[arg-type]
-        outputs = expected_outputs(case, options, volume.meta.get("format") == "dicom")
+        outputs = expected_outputs(
+            case, options, volume.meta.get("format") == "dicom", instances=_instances(predictor)
+        )
         prediction = predictor.predict(volume, tta=options.tta)
         notes = _write_outputs(volume, prediction, predictor, out_dir, outputs)
         result.status, result.outputs = (
@@ -142,14 +160,18 @@ def predict_case(
 
 
 def _already_done(
-    case: CaseInput, out_dir: Path, options: BatchOptions, previous: dict[str, dict[str, Any]]
+    case: CaseInput,
+    out_dir: Path,
+    options: BatchOptions,
+    previous: dict[str, dict[str, Any]],
+    instances: bool = False,
 ) -> CaseResult | None:
     old = previous.get(case.case_id)
     if options.overwrite or old is None or old.get("status") not in ("done", "skipped"):
         return None
     outputs: dict[str, str] = old.get("outputs", {})
     wanted = expected_outputs(
-        case, options, bool(outputs.get("dicom_seg")) or not options.dicom_seg
+        case, options, bool(outputs.get("dicom_seg")) or not options.dicom_seg, instances=instances
     )
     if not all((out_dir / name).exists() for name in wanted.values()):
         return None
@@ -181,9 +203,8 @@ def predict_cases(
     previous = load_previous(folder)
     results: list[CaseResult] = []
     for case in cases:
-        result = _already_done(case, folder, options, previous) or predict_case(
-            predictor, case, folder, options
-        )
+        done = _already_done(case, folder, options, previous, _instances(predictor))
+        result = done or predict_case(predictor, case, folder, options)
         results.append(result)
         if result.status == "failed":
             logger.warning("case %s failed: %s", case.case_id, result.error)
@@ -210,6 +231,7 @@ def write_run_report(
             "skip_empty_windows": resolved.infer.skip_empty_windows,
             "postprocess": resolved.postprocess.model_dump(),
             "dicom_seg": options.dicom_seg,
+            **({"instances": resolved.instances.model_dump()} if _instances(predictor) else {}),
         },
         "labels": dict(resolved.plan.labels),
         "lesion_labels": list(resolved.plan.lesion_labels),

@@ -56,7 +56,11 @@ class CheckpointInfo:
 
 @dataclass
 class Prediction:
-    """Result of :meth:`Predictor.predict`: the label map on the source grid."""
+    """Result of :meth:`Predictor.predict`: the label map on the source grid.
+
+    Mask R-CNN runs also fill ``instance_map`` (ids, source grid) and ``instances`` (one record
+    per id, see :mod:`medseg.inference.instance_outputs`).
+    """
 
     labels: Volume
     seconds: float
@@ -241,6 +245,10 @@ class Predictor:
         volume = source if isinstance(source, Volume) else read_volume(source, root=root)
         self.check_compatible(volume)
         data, compose = self.preprocess(volume)
+        if self.resolved.task.kind == "instance":  # Mask R-CNN: no TTA, instances on the side
+            from medseg.inference.instance_outputs import predict_instance_case
+
+            return predict_instance_case(self, volume, data, compose, start)
         probs = self.probabilities(data[IMAGE], tta=tta)
         labels = self.invert(data, compose, probs)
         if labels.shape != volume.shape:

@@ -14,7 +14,7 @@ import math
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -30,10 +30,10 @@ from medseg.models.registry import build_model
 from medseg.training import distributed as ddp
 from medseg.training.checkpoint import LAST
 from medseg.training.data import PatchDataset, preprocess_cases, split_fold
-from medseg.training.losses import SegmentationLoss
 from medseg.training.optim import build_optimizer, build_scheduler
 from medseg.training.state import Components, LoopState, restore_state, save_state
-from medseg.training.validation import ValidationResult, validate
+from medseg.training.steps import TrainStep, build_train_step
+from medseg.training.validation import ValidationResult, selection_metric, validate
 from medseg.types import PathLike
 
 logger = logging.getLogger(__name__)
@@ -53,6 +53,7 @@ class EpochStats:
     val: ValidationResult | None
     best: bool
     best_dice: float
+    train_terms: dict[str, float] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, object]:
         row: dict[str, object] = {
@@ -62,11 +63,13 @@ class EpochStats:
             "seconds": round(self.seconds, 3),
             "samples_per_s": round(self.samples_per_s, 3),
         }
+        row.update({name: round(value, 6) for name, value in self.train_terms.items()})
         if self.val is not None:
             row.update(
                 val_dice=self.val.dice,
                 val_mean_dice=self.val.mean_dice,
                 val_lesion_f1=self.val.lesion_f1,
+                val_score=self.val.score,
             )
         row["best"] = self.best
         return row
@@ -101,7 +104,7 @@ def seed_everything(seed: int) -> None:
 def train_one_epoch(
     model: nn.Module,
     loader: DataLoader,
-    loss_fn: nn.Module,
+    step_fn: TrainStep,
     parts: Components,
     *,
     device: torch.device,
@@ -109,7 +112,7 @@ def train_one_epoch(
     grad_clip: float | None,
     on_iteration: IterationCallback | None = None,
 ) -> float:
-    """One pass over the loader; returns the mean loss."""
+    """One pass over the loader; returns the mean loss (``step_fn`` computes each batch's)."""
     model.train()
     total, n = 0.0, 0
     for step, batch in enumerate(loader, start=1):
@@ -117,7 +120,7 @@ def train_one_epoch(
         label = batch["label"].to(device, non_blocking=True)
         parts.optimizer.zero_grad(set_to_none=True)
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-            loss = loss_fn(model(image), label)
+            loss = step_fn(model, image, label)
         parts.scaler.scale(loss).backward()
         if grad_clip:
             parts.scaler.unscale_(parts.optimizer)
@@ -170,7 +173,7 @@ def _should_stop(
 ) -> str | None:
     patience = resolved.train.early_stopping_patience
     if patience is not None and state.bad_validations >= patience:
-        return f"early stopping: no better validation Dice for {patience} validations"
+        return f"early stopping: no better validation score for {patience} validations"
     budget = resolved.train.max_minutes
     if budget is not None and (time.monotonic() - started + epoch_seconds) > budget * 60:
         return f"time budget of {budget} minutes reached"
@@ -183,8 +186,8 @@ def _update_best(state: LoopState, val: ValidationResult | None, epoch: int, has
         return True
     if val is None:
         return False
-    if val.mean_dice > state.best_dice:
-        state.best_dice, state.best_epoch, state.bad_validations = val.mean_dice, epoch, 0
+    if val.score > state.best_dice:  # best_dice holds the best selection score
+        state.best_dice, state.best_epoch, state.bad_validations = val.score, epoch, 0
         return True
     state.bad_validations += 1
     return False
@@ -308,7 +311,7 @@ def _run(
         rank=info.rank,
     )
     loader = _loader(dataset, resolved, dev)
-    loss_fn = SegmentationLoss(resolved)
+    step_fn = build_train_step(resolved)
     epochs, stopped = resolved.train.epochs, "epoch budget reached"
     logger.info(
         "training fold %d on %s: %d train / %d val cases, epochs %d..%d",
@@ -326,7 +329,7 @@ def _run(
         loss = train_one_epoch(
             model,
             loader,
-            loss_fn,
+            step_fn,
             parts,
             device=dev,
             dtype=dtype,
@@ -356,6 +359,7 @@ def _run(
             val,
             best,
             state.best_dice,
+            train_terms=step_fn.pop_terms(),
         )
         stop_reason = _should_stop(resolved, state, seconds, started) if info.is_main else None
         if info.is_main:
@@ -368,10 +372,10 @@ def _run(
             stopped = stop_reason or "stopped by rank 0"
             break
     if info.is_main:
-        _write_summary(fold_dir, state, stopped)
+        _write_summary(fold_dir, state, stopped, selection_metric(resolved))
     ddp.barrier(info)
     logger.info(
-        "fold %d finished: %s; best Dice %.4f at epoch %d",
+        "fold %d finished: %s; best validation score %.4f at epoch %d",
         fold,
         stopped,
         state.best_dice,
@@ -387,7 +391,7 @@ def _run(
     )
 
 
-def _write_summary(fold_dir: Path, state: LoopState, stopped: str) -> None:
+def _write_summary(fold_dir: Path, state: LoopState, stopped: str, metric: str) -> None:
     rows = [
         json.loads(line)
         for line in (fold_dir / "metrics.jsonl").read_text().splitlines()
@@ -399,7 +403,8 @@ def _write_summary(fold_dir: Path, state: LoopState, stopped: str) -> None:
         {
             "schema_version": 1,
             "best_epoch": state.best_epoch,
-            "best_mean_dice": state.best_dice,
+            "best_mean_dice": state.best_dice,  # the best selection score (see metric)
+            "selection_metric": metric,
             "best": best,
             "epochs_run": state.epoch,
             "stopped": stopped,

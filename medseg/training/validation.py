@@ -5,13 +5,17 @@ nnU-Net's pseudo Dice): per class, Dice of the
 summed overlap and volumes; lesion F1 from the summed lesion TP/FP/FN (lesion labels only). The
 grid is the preprocessed one (target spacing); the full evaluation on the source grid is
 ``medseg evaluate``.
+
+Model selection (``ValidationResult.score``): the mean foreground Dice for U-Nets; for Mask R-CNN
+(``task.kind: instance``) the mean lesion F1 over the lesion labels, plus 0.001 x the mean lesion
+Dice of the pasted masks, which only breaks F1 ties (:mod:`medseg.training.instance_validation`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -36,12 +40,30 @@ class ValidationResult:
     dice: dict[str, float] = field(default_factory=dict)
     lesion_f1: dict[str, float] = field(default_factory=dict)
     n_cases: int = 0
+    selection: Literal["mean_dice", "lesion_f1"] = "mean_dice"
 
     @property
     def mean_dice(self) -> float:
-        """Mean foreground Dice (NaN classes ignored); the model-selection metric."""
-        values = [v for v in self.dice.values() if not np.isnan(v)]
-        return float(np.mean(values)) if values else 0.0
+        """Mean foreground Dice (NaN classes ignored)."""
+        return _nanmean(self.dice.values())
+
+    @property
+    def score(self) -> float:
+        """The model-selection score: ``mean_dice``, or ``lesion_f1`` (mean lesion F1 + 0.001 x
+        mean Dice, the Dice breaking ties)."""
+        if self.selection == "lesion_f1":
+            return _nanmean(self.lesion_f1.values()) + 1e-3 * self.mean_dice
+        return self.mean_dice
+
+
+def _nanmean(values: Iterable[float]) -> float:
+    kept = [v for v in values if not np.isnan(v)]
+    return float(np.mean(kept)) if kept else 0.0
+
+
+def selection_metric(resolved: ResolvedWorkflow) -> Literal["mean_dice", "lesion_f1"]:
+    """Name of the model-selection metric of a workflow (``mean_dice`` or ``lesion_f1``)."""
+    return "lesion_f1" if resolved.task.kind == "instance" else "mean_dice"
 
 
 @dataclass
@@ -75,6 +97,10 @@ def validate(
     amp_dtype: torch.dtype | None,
 ) -> ValidationResult:
     """Predict each preprocessed validation case and pool its scores."""
+    if resolved.task.kind == "instance":
+        from medseg.training.instance_validation import validate_instances
+
+        return validate_instances(model, items, resolved, device=device, amp_dtype=amp_dtype)
     model.eval()
     settings = window_settings(resolved)
     names = {int(k): v for k, v in resolved.plan.labels.items() if k != "0"}

@@ -150,3 +150,70 @@ def trained_run(synth_dir: Callable[..., Path], tmp_path_factory: pytest.TempPat
     )
     train(planned.resolved, planned.manifest, planned.run_dir)
     return run
+
+
+class OracleDetector(nn.Module):
+    """A stand-in Mask R-CNN in eval mode: one detection per connected component of the voxels
+    whose first channel is within 25 of ``value``, for each ``{value: class_id}``.
+
+    Boxes are tight (StandardMode), masks the component sampled at the centres of an ``M^D`` RoI
+    grid, scores ``0.5 + 0.4 * min(1, voxels / 100)`` (bigger lesions score higher, for FROC).
+    """
+
+    def __init__(self, classes: dict[float, int], mask_size: int = 14) -> None:
+        super().__init__()
+        self.classes = dict(classes)
+        self.mask_size = mask_size
+
+    def forward(self, images: torch.Tensor) -> list[dict[str, torch.Tensor]]:
+        return [self._detect(image[0].detach().cpu().numpy()) for image in images]
+
+    def _detect(self, x: np.ndarray) -> dict[str, torch.Tensor]:
+        from scipy import ndimage
+
+        boxes, labels, scores, masks = [], [], [], []
+        full = np.ones((3,) * x.ndim, dtype=bool)
+        for value, class_id in self.classes.items():
+            components, _ = ndimage.label(np.abs(x - value) < 25, structure=full)
+            for index, bounds in enumerate(ndimage.find_objects(components), start=1):
+                local = components[bounds] == index
+                cells = [
+                    np.minimum(((np.arange(self.mask_size) + 0.5) * n / self.mask_size), n - 1)
+                    for n in local.shape
+                ]
+                masks.append(local[np.ix_(*[c.astype(int) for c in cells])].astype(np.float32))
+                boxes.append([s.start for s in bounds] + [s.stop for s in bounds])
+                labels.append(class_id)
+                scores.append(0.5 + 0.4 * min(1.0, local.sum() / 100))
+        size = (self.mask_size,) * x.ndim
+        return {
+            "boxes": torch.tensor(boxes, dtype=torch.float32).reshape(-1, 2 * x.ndim),
+            "labels": torch.tensor(labels, dtype=torch.long),
+            "scores": torch.tensor(scores, dtype=torch.float32),
+            "masks": torch.from_numpy(np.stack(masks)) if masks else torch.zeros((0, *size)),
+        }
+
+
+@pytest.fixture(scope="session")
+def oracle_instance_predictor(
+    encoded: Callable[[str], Path], tmp_path_factory: pytest.TempPathFactory
+) -> Predictor:
+    """A 3D Mask R-CNN Predictor on the encoded CT cohort whose network is :class:`OracleDetector`
+    (lesion label 2 = intensity 200 -> class 1); 32^3 windows, so lesions cross window borders."""
+    root = encoded("ct")
+    workflow = tmp_path_factory.mktemp("wf") / "wf.yaml"
+    shutil.copy(REPO / "workflows" / "smoke_maskrcnn.yaml", workflow)
+    planned = plan_run(
+        workflow,
+        overrides=[
+            f"manifest={root / 'manifest.json'}",
+            "preprocess.intensity.scheme=none",
+            "task.dims=3d",
+            "train.patch_size=[32, 32, 32]",
+            "infer.overlap=0.5",
+        ],
+        run_dir=tmp_path_factory.mktemp("run"),
+    )
+    return Predictor(
+        planned.resolved, [OracleDetector({200.0: 1})], device=torch.device("cpu"), checkpoints=[]
+    )

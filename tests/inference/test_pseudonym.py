@@ -53,6 +53,7 @@ def test_manifest_pseudonyms(tmp_path: Path, synth_dir: Callable[..., Path]) -> 
         c["case_id"] for c in manifest["cases"]
     ]
     other = _build(tmp_path, root, "c.json", "--pseudonymize", "--pseudonym-key", "k2")
+    assert other.exit_code == 0
     assert {
         c["patient_id"] for c in json.loads((tmp_path / "c.json").read_text())["cases"]
     }.isdisjoint({c["patient_id"] for c in manifest["cases"]})

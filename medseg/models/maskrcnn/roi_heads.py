@@ -7,9 +7,10 @@ The box head gets every sampled RoI; the mask head only the positives, whose tar
 ground-truth masks of the matched instance RoI-aligned to the RoI (soft targets in ``[0, 1]``, as
 torchvision does). Box deltas use MONAI's ``BoxCoder`` with weights ``(10, .., 5, ..)``.
 
-Eval (:meth:`RoIHeads.detect`): class-specific boxes are decoded and clipped, background and
-scores below ``score_threshold`` dropped, per-class NMS (MONAI ``batched_nms``) keeps at most
-``max_detections`` boxes, and the mask head predicts the mask of each detection's label.
+Eval (:meth:`RoIHeads.detect`): class-specific boxes are decoded and clipped, background and scores
+below ``score_threshold`` dropped, per-class NMS (MONAI's semantics,
+:mod:`~medseg.models.maskrcnn.nms`) keeps at most ``max_detections`` boxes, and the mask head
+predicts the mask of each detection's label.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from typing import NamedTuple
 
 import torch
 from monai.apps.detection.utils.box_coder import BoxCoder
-from monai.data.box_utils import batched_nms
 from torch import nn
 
 from medseg.models.maskrcnn.config import MaskRCNNConfig
@@ -30,6 +30,7 @@ from medseg.models.maskrcnn.losses import (
     mask_loss,
 )
 from medseg.models.maskrcnn.matcher import BETWEEN, match_boxes, sample_balanced
+from medseg.models.maskrcnn.nms import batched_nms
 from medseg.models.maskrcnn.roi_align import MultiScaleRoIAlign, roi_align
 from medseg.models.maskrcnn.rpn import clip_and_filter
 

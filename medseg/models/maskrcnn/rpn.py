@@ -2,8 +2,9 @@
 
 Proposal selection per image (no gradient): the ``pre_nms_top_n`` highest-scoring anchors of every
 level are decoded (MONAI ``BoxCoder``, unit weights), clipped to the image, boxes with a side
-shorter than ``min_box_size`` are dropped, NMS runs per level (MONAI ``batched_nms``, IoU
-``rpn_nms_threshold``) and the best ``post_nms_top_n`` proposals over all levels are kept.
+shorter than ``min_box_size`` are dropped, NMS runs per level (MONAI's semantics,
+:mod:`~medseg.models.maskrcnn.nms`, IoU ``rpn_nms_threshold``) and the best ``post_nms_top_n``
+proposals over all levels are kept.
 Training uses the ``*_train`` counts, eval mode the ``*_test`` counts.
 """
 
@@ -13,7 +14,7 @@ from collections.abc import Mapping, Sequence
 
 import torch
 from monai.apps.detection.utils.box_coder import BoxCoder
-from monai.data.box_utils import batched_nms, clip_boxes_to_image
+from monai.data.box_utils import clip_boxes_to_image
 from torch import nn
 
 from medseg.models.maskrcnn.anchors import (
@@ -25,6 +26,7 @@ from medseg.models.maskrcnn.config import MaskRCNNConfig
 from medseg.models.maskrcnn.heads import RPNHead
 from medseg.models.maskrcnn.losses import box_regression_loss, objectness_loss
 from medseg.models.maskrcnn.matcher import BETWEEN, match_boxes, sample_balanced
+from medseg.models.maskrcnn.nms import batched_nms
 
 __all__ = ["RegionProposalNetwork", "clip_and_filter"]
 
