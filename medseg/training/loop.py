@@ -168,16 +168,36 @@ def _file_logging(run_dir: Path) -> logging.Handler:
     return handler
 
 
+def _out_of_time(resolved: ResolvedWorkflow, epoch_seconds: float, started: float) -> bool:
+    """Whether another epoch of ``epoch_seconds`` would overrun ``train.max_minutes``."""
+    budget = resolved.train.max_minutes
+    return budget is not None and (time.monotonic() - started + epoch_seconds) > budget * 60
+
+
 def _should_stop(
     resolved: ResolvedWorkflow, state: LoopState, epoch_seconds: float, started: float
 ) -> str | None:
     patience = resolved.train.early_stopping_patience
     if patience is not None and state.bad_validations >= patience:
         return f"early stopping: no better validation score for {patience} validations"
-    budget = resolved.train.max_minutes
-    if budget is not None and (time.monotonic() - started + epoch_seconds) > budget * 60:
-        return f"time budget of {budget} minutes reached"
+    if _out_of_time(resolved, epoch_seconds, started):
+        return f"time budget of {resolved.train.max_minutes} minutes reached"
     return None
+
+
+def _validate_now(
+    resolved: ResolvedWorkflow, epoch: int, epochs: int, train_seconds: float, started: float
+) -> bool:
+    """Validate at every ``val_interval``-th epoch and at the last one (epoch or time budget).
+
+    ``epoch`` counts from 1. The epoch the time budget ends training on is validated too, so a
+    run stopped early still selects ``checkpoint_best.pt`` by validation.
+    """
+    return (
+        epoch % resolved.train.val_interval == 0
+        or epoch == epochs
+        or _out_of_time(resolved, train_seconds, started)
+    )
 
 
 def _update_best(state: LoopState, val: ValidationResult | None, epoch: int, has_val: bool) -> bool:
@@ -338,11 +358,12 @@ def _run(
         )
         loss = ddp.all_reduce_mean(loss, info, dev)
         parts.scheduler.step()
+        train_seconds = time.monotonic() - t0
         val = None
         if (
             info.is_main
             and val_items
-            and ((epoch + 1) % resolved.train.val_interval == 0 or epoch + 1 == epochs)
+            and _validate_now(resolved, epoch + 1, epochs, train_seconds, started)
         ):
             status(f"validating epoch {epoch + 1}")
             val = validate(parts.model, val_items, resolved, device=dev, amp_dtype=dtype)
@@ -361,7 +382,9 @@ def _run(
             state.best_dice,
             train_terms=step_fn.pop_terms(),
         )
-        stop_reason = _should_stop(resolved, state, seconds, started) if info.is_main else None
+        stop_reason = (
+            _should_stop(resolved, state, train_seconds, started) if info.is_main else None
+        )
         if info.is_main:
             save_state(fold_dir, resolved, parts, state, fold, best=best)
             with open(fold_dir / "metrics.jsonl", "a", encoding="utf-8") as fp:

@@ -47,6 +47,27 @@ def test_training_lowers_the_loss(tmp_path: Path, smoke_workflow: Path, oct_mani
     assert summary["best_epoch"] == 4 and summary["stopped"] == "epoch budget reached"
 
 
+def test_time_budget_stop_validates_the_last_epoch(
+    tmp_path: Path, smoke_workflow: Path, oct_manifest: Path
+) -> None:
+    planned = _plan(
+        smoke_workflow,
+        oct_manifest,
+        tmp_path / "run",
+        "train.epochs=5",
+        "train.iterations_per_epoch=2",
+        "train.val_interval=5",
+        "train.max_minutes=0.0001",  # out of time after the first epoch
+    )
+    result = train(planned.resolved, planned.manifest, planned.run_dir)
+    rows = _metrics(tmp_path / "run")
+    assert [r["epoch"] for r in rows] == [1] and "val_dice" in rows[0]
+    assert result.best_epoch == 1 and result.best_dice >= 0.0
+    assert (result.fold_dir / BEST).is_file()
+    summary = json.loads((result.fold_dir / "validation" / "summary.json").read_text())
+    assert summary["best_epoch"] == 1 and summary["stopped"].startswith("time budget")
+
+
 def test_resume_continues_exactly(tmp_path: Path, smoke_workflow: Path, oct_manifest: Path) -> None:
     full = _plan(smoke_workflow, oct_manifest, tmp_path / "full")
     train(full.resolved, full.manifest, full.run_dir)
