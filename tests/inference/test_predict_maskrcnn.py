@@ -4,12 +4,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from scipy import ndimage
 from typer.testing import CliRunner
 
@@ -18,13 +16,7 @@ from medseg.inference.predictor import Predictor
 from medseg.io.nifti import read_nifti
 from medseg.manifest.schema import load_manifest
 
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_predict_writes_instances_and_evaluate_scores_them(
