@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 import torch
-from monai.data import MetaTensor
 from monai.transforms import Compose, Invertd
 from scipy import ndimage
 
@@ -34,6 +33,7 @@ from medseg.inference.windows import plain_tensor
 from medseg.io.atomic import jsonable, write_json_atomic
 from medseg.io.nifti import write_nifti
 from medseg.io.volume import Volume
+from medseg.transforms.load import metatensor_like
 from medseg.transforms.pipelines import IMAGE
 from medseg.types import PathLike
 
@@ -112,7 +112,7 @@ def invert_instance_map(
     """
     image = data[IMAGE]
     ids = torch.from_numpy(np.ascontiguousarray(instance_map, dtype=np.float32))[None]
-    data[PRED_INSTANCES] = MetaTensor(ids, affine=image.affine, meta=dict(image.meta))
+    data[PRED_INSTANCES] = metatensor_like(ids, image)
     inverted = Invertd(
         keys=PRED_INSTANCES,
         transform=compose,

@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from monai.data import MetaTensor
 from monai.transforms import Compose, Invertd
 from torch import nn
 
@@ -38,7 +37,7 @@ from medseg.io.volume import Volume
 from medseg.models.registry import build_model
 from medseg.training.checkpoint import BEST, LAST, load_checkpoint, versions
 from medseg.training.distributed import DistInfo, select_device
-from medseg.transforms.load import volume_to_metatensor
+from medseg.transforms.load import metatensor_like, volume_to_metatensor
 from medseg.transforms.pipelines import IMAGE, preprocess_transforms
 from medseg.types import PathLike
 
@@ -206,7 +205,7 @@ class Predictor:
     ) -> np.ndarray:
         """Probabilities back on the source grid (``Invertd``, linear), then arg-max (host)."""
         image = data[IMAGE]
-        data[PRED] = MetaTensor(probs, affine=image.affine, meta=dict(image.meta))
+        data[PRED] = metatensor_like(probs, image)
         inverted = Invertd(
             keys=PRED, transform=compose, orig_keys=IMAGE, nearest_interp=False, to_tensor=True
         )(data)[PRED]

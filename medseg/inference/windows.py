@@ -8,8 +8,9 @@ positions and the gaussian importance map are MONAI's (``dense_patch_slices``,
 
 Doing less work: ``crop_foreground`` restricts sliding to the bounding box of the foreground
 region (body for CT: voxels above the clip floor; retina band for OCT and non-zero for MR: Otsu
-on a 4x downsampled copy) plus a margin of an eighth of a window; ``skip_empty`` skips windows
-whose region holds no foreground. Voxels no computed window covers are background.
+on a 4x downsampled copy) plus a margin of up to an eighth of a window (less where the margin
+would add a row of windows); ``skip_empty`` skips windows whose region holds no foreground.
+Voxels no computed window covers are background.
 """
 
 from __future__ import annotations
@@ -117,11 +118,27 @@ def foreground_mask(image: torch.Tensor, rule: str = "otsu") -> torch.Tensor:
     return F.max_pool3d(mask, kernel_size=3, stride=1, padding=1)[0, 0] > 0
 
 
+def window_count(length: int, window: int, interval: int) -> int:
+    """Windows MONAI's ``dense_patch_slices`` places along an axis of ``length`` voxels."""
+    if length <= window:
+        return 1
+    return -(-(length - window) // interval) + 1
+
+
 def foreground_box(
-    mask: torch.Tensor, shape: Sequence[int], margin: Sequence[int], window: Sequence[int]
+    mask: torch.Tensor,
+    shape: Sequence[int],
+    margin: Sequence[int],
+    window: Sequence[int],
+    interval: Sequence[int] | None = None,
 ) -> tuple[slice, slice, slice]:
-    """Bounding box (full-resolution slices) of a coarse mask, grown by ``margin`` voxels and,
-    where smaller than the window, widened to the window with real image context."""
+    """Bounding box (full-resolution slices) of a coarse mask plus context.
+
+    Each axis grows by up to ``margin`` voxels per side; with ``interval`` (window starts, see
+    :func:`scan_interval`) the margin shrinks until it no longer adds a window along that axis
+    (the windows still cover the whole foreground, only the context at the box border is less).
+    An axis shorter than the window is widened to the window with real image context.
+    """
     nz = torch.nonzero(mask)
     if nz.numel() == 0:
         return tuple(slice(0, 0) for _ in shape)  # type: ignore[return-value]
@@ -129,8 +146,14 @@ def foreground_box(
     hi = nz.max(dim=0).values.tolist()
     box = []
     for axis, n in enumerate(shape):
-        start = max(lo[axis] * FOREGROUND_STRIDE - margin[axis], 0)
-        stop = min((hi[axis] + 1) * FOREGROUND_STRIDE + margin[axis], n)
+        first, last = lo[axis] * FOREGROUND_STRIDE, min((hi[axis] + 1) * FOREGROUND_STRIDE, n)
+        grow = margin[axis]
+        if interval is not None:
+            w, step = min(window[axis], n), interval[axis]
+            needed = window_count(last - first, w, step)
+            while grow > 0 and window_count(min(last - first + 2 * grow, n), w, step) > needed:
+                grow -= 1
+        start, stop = max(first - grow, 0), min(last + grow, n)
         short = min(window[axis], n) - (stop - start)
         if short > 0:
             start = max(0, start - short // 2)
@@ -268,7 +291,9 @@ def predict_probabilities(
     if settings.crop_foreground or settings.skip_empty:
         mask = foreground_mask(image, settings.foreground_rule).to(image.device)
         if settings.crop_foreground:
-            box = foreground_box(mask, shape, crop_margin(settings.window), settings.window)
+            margin = crop_margin(settings.window)
+            interval = scan_interval(shape, settings.window, settings.overlap)
+            box = foreground_box(mask, shape, margin, settings.window, interval)
     probs = torch.zeros((num_classes, *shape), dtype=accumulate_dtype, device=image.device)
     probs[0] = 1.0
     if any(s.stop - s.start == 0 for s in box):

@@ -80,3 +80,14 @@ class LoadVolumed(MapTransform):
 def metatensor_keys(data: Mapping[Hashable, Any], keys: Sequence[Hashable]) -> list[Hashable]:
     """The subset of ``keys`` present in ``data`` (helper for optional labels)."""
     return [k for k in keys if k in data]
+
+
+def metatensor_like(data: torch.Tensor, like: MetaTensor) -> MetaTensor:
+    """``data`` ``[C, *spatial]`` as a MetaTensor with ``like``'s affine and metadata.
+
+    Copies ``like.meta`` without its ``affine`` entry (the affine is passed explicitly), so MONAI
+    does not warn that the metadata's affine is overwritten; the applied transforms stay on
+    ``like`` for ``Invertd``.
+    """
+    meta = {k: v for k, v in like.meta.items() if k != "affine"}
+    return MetaTensor(data, affine=like.affine, meta=meta)

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from monai.data.utils import dense_patch_slices
 from monai.inferers import SliceInferer, sliding_window_inference
 
 from medseg.inference.windows import (
@@ -15,7 +16,9 @@ from medseg.inference.windows import (
     crop_margin,
     foreground_box,
     foreground_mask,
+    scan_interval,
     sliding_window_logits,
+    window_count,
 )
 from medseg.io.read import read_volume
 from medseg.synth.truth import Truth
@@ -75,8 +78,27 @@ def test_foreground_box_keeps_every_lesion(
         image = normalise[kind](image)
         tensor = torch.from_numpy(image)[None]
         mask = foreground_mask(tensor, rule)
-        box = foreground_box(mask, image.shape, crop_margin(window), window)
-        inside = np.zeros(label.shape, bool)
-        inside[box] = True
-        assert not (label[~inside] > 0).any(), f"{case.case_id}: labels outside the crop"
-        assert inside.mean() < 0.95  # and the crop does remove something
+        interval = scan_interval(image.shape, window, 0.25)
+        full = foreground_box(mask, image.shape, crop_margin(window), window)
+        lean = foreground_box(mask, image.shape, crop_margin(window), window, interval)
+        for box in (full, lean):
+            inside = np.zeros(label.shape, bool)
+            inside[box] = True
+            assert not (label[~inside] > 0).any(), f"{case.case_id}: labels outside the crop"
+            assert inside.mean() < 0.95  # and the crop does remove something
+        for axis, (a, b) in enumerate(zip(full, lean)):  # lean: inside full, never more windows
+            assert a.start <= b.start and b.stop <= a.stop
+            n = window_count(b.stop - b.start, min(window[axis], image.shape[axis]), interval[axis])
+            assert n <= window_count(
+                a.stop - a.start, min(window[axis], image.shape[axis]), interval[axis]
+            )
+
+
+@pytest.mark.parametrize("window", [16, 32, 48])
+@pytest.mark.parametrize("overlap", [0.0, 0.25, 0.5, 0.625])
+def test_window_count_matches_monai(window: int, overlap: float) -> None:
+    for length in range(1, 130):
+        size = (max(length, window), 1, 1)
+        interval = scan_interval(size, (window, 1, 1), overlap)
+        slices = dense_patch_slices(size, (window, 1, 1), interval)
+        assert window_count(size[0], window, interval[0]) == len(slices), (length, window)
