@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -213,6 +214,37 @@ def _update_best(state: LoopState, val: ValidationResult | None, epoch: int, has
     return False
 
 
+@dataclass
+class _Job:
+    """One fold's training as asked for: workflow, data, device and the caller's hooks."""
+
+    resolved: ResolvedWorkflow
+    manifest: Manifest
+    fold_dir: Path
+    fold: int
+    resume: bool
+    dev: torch.device
+    info: ddp.DistInfo
+    on_epoch_end: Callable[[EpochStats], None] | None
+    on_iteration: IterationCallback | None
+    status: Callable[[str], None]
+
+
+@dataclass
+class _Session:
+    """What ``_prepare`` builds for the epoch loop."""
+
+    parts: Components
+    model: nn.Module  # ``parts.model``, DDP-wrapped when distributed
+    state: LoopState
+    dataset: PatchDataset
+    loader: DataLoader
+    step_fn: TrainStep
+    val_items: list[dict[str, Any]]
+    dtype: torch.dtype | None
+    started: float
+
+
 def train(
     resolved: ResolvedWorkflow,
     manifest: Manifest,
@@ -234,93 +266,64 @@ def train(
     info = ddp.dist_info()
     dev = ddp.select_device(device, info)
     ddp.init_distributed(info, dev)
+    job = _Job(
+        resolved,
+        manifest,
+        Path(run_dir) / f"fold_{fold}",
+        fold,
+        resume,
+        dev,
+        info,
+        on_epoch_end,
+        on_iteration,
+        on_status or (lambda s: None),
+    )
     try:
-        return _train(
-            resolved,
-            manifest,
-            Path(run_dir),
-            fold,
-            resume,
-            dev,
-            info,
-            on_epoch_end,
-            on_iteration,
-            on_status or (lambda s: None),
-        )
+        return _train(job)
     finally:
         ddp.cleanup(info)
 
 
-def _train(
-    resolved: ResolvedWorkflow,
-    manifest: Manifest,
-    run_dir: Path,
-    fold: int,
-    resume: bool,
-    dev: torch.device,
-    info: ddp.DistInfo,
-    on_epoch_end: Callable[[EpochStats], None] | None,
-    on_iteration: IterationCallback | None,
-    status: Callable[[str], None],
-) -> TrainResult:
-    fold_dir = run_dir / f"fold_{fold}"
-    if (fold_dir / LAST).exists() and not resume:
+def _train(job: _Job) -> TrainResult:
+    if (job.fold_dir / LAST).exists() and not job.resume:
         raise ConfigError(
-            f"{fold_dir} already holds checkpoints",
+            f"{job.fold_dir} already holds checkpoints",
             hint="use --resume to continue, or another output folder",
         )
     handler = None
-    if info.is_main:
-        fold_dir.mkdir(parents=True, exist_ok=True)
-        handler = _file_logging(run_dir)
+    if job.info.is_main:
+        job.fold_dir.mkdir(parents=True, exist_ok=True)
+        handler = _file_logging(job.fold_dir.parent)
     try:
-        return _run(
-            resolved,
-            manifest,
-            fold_dir,
-            fold,
-            resume,
-            dev,
-            info,
-            on_epoch_end,
-            on_iteration,
-            status,
-        )
+        return _run(job)
     finally:
         if handler is not None:
             logging.getLogger("medseg").removeHandler(handler)
             handler.close()
 
 
-def _run(
-    resolved: ResolvedWorkflow,
-    manifest: Manifest,
-    fold_dir: Path,
-    fold: int,
-    resume: bool,
-    dev: torch.device,
-    info: ddp.DistInfo,
-    on_epoch_end: Callable[[EpochStats], None] | None,
-    on_iteration: IterationCallback | None,
-    status: Callable[[str], None],
-) -> TrainResult:
+def _prepare(job: _Job) -> _Session:
+    """Preprocess the fold's cases and build model, optimizer, data loader and loop state."""
     started = time.monotonic()
+    resolved, info = job.resolved, job.info
     seed_everything(resolved.train.seed + info.rank)
-    if dev.type == "cuda":
+    if job.dev.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    split = split_fold(manifest, fold)
-    status(f"preprocessing {len(split.train)} training and {len(split.val)} validation cases")
-    train_items = preprocess_cases(manifest, split.train, resolved, for_training=True)
+    split = split_fold(job.manifest, job.fold)
+    job.status(f"preprocessing {len(split.train)} training and {len(split.val)} validation cases")
+    train_items = preprocess_cases(job.manifest, split.train, resolved, for_training=True)
     val_items = (
-        preprocess_cases(manifest, split.val, resolved, for_training=False) if info.is_main else []
+        preprocess_cases(job.manifest, split.val, resolved, for_training=False)
+        if info.is_main
+        else []
     )
-    dtype = amp_dtype(resolved, dev)
-    parts = _components(resolved, dev, dtype)
-    state = restore_state(fold_dir, parts, dev) if resume else LoopState()
-    model = parts.model
+    dtype = amp_dtype(resolved, job.dev)
+    parts = _components(resolved, job.dev, dtype)
+    state = restore_state(job.fold_dir, parts, job.dev) if job.resume else LoopState()
+    model: nn.Module = parts.model
     if info.enabled:
         model = nn.parallel.DistributedDataParallel(
-            parts.model, device_ids=[dev.index] if dev.type == "cuda" else None
+            parts.model, device_ids=[job.dev.index] if job.dev.type == "cuda" else None
         )
     length = resolved.train.iterations_per_epoch * resolved.batch_size // info.world_size
     dataset = PatchDataset(
@@ -330,87 +333,105 @@ def _run(
         seed=resolved.train.seed,
         rank=info.rank,
     )
-    loader = _loader(dataset, resolved, dev)
-    step_fn = build_train_step(resolved)
-    epochs, stopped = resolved.train.epochs, "epoch budget reached"
     logger.info(
         "training fold %d on %s: %d train / %d val cases, epochs %d..%d",
-        fold,
-        dev,
+        job.fold,
+        job.dev,
         len(split.train),
         len(split.val),
         state.epoch + 1,
-        epochs,
+        resolved.train.epochs,
     )
-    for epoch in range(state.epoch, epochs):
-        t0 = time.monotonic()
-        dataset.set_epoch(epoch)
-        lr = parts.optimizer.param_groups[0]["lr"]
-        loss = train_one_epoch(
-            model,
-            loader,
-            step_fn,
-            parts,
-            device=dev,
-            dtype=dtype,
-            grad_clip=resolved.train.grad_clip,
-            on_iteration=on_iteration if info.is_main else None,
+    return _Session(
+        parts,
+        model,
+        state,
+        dataset,
+        _loader(dataset, resolved, job.dev),
+        build_train_step(resolved),
+        val_items,
+        dtype,
+        started,
+    )
+
+
+def _epoch(job: _Job, sess: _Session, epoch: int) -> tuple[EpochStats, str | None]:
+    """Train (and maybe validate) epoch ``epoch`` (from 0); returns its stats and a stop reason."""
+    resolved, info, state = job.resolved, job.info, sess.state
+    epochs = resolved.train.epochs
+    t0 = time.monotonic()
+    sess.dataset.set_epoch(epoch)
+    lr = sess.parts.optimizer.param_groups[0]["lr"]
+    loss = train_one_epoch(
+        sess.model,
+        sess.loader,
+        sess.step_fn,
+        sess.parts,
+        device=job.dev,
+        dtype=sess.dtype,
+        grad_clip=resolved.train.grad_clip,
+        on_iteration=job.on_iteration if info.is_main else None,
+    )
+    loss = ddp.all_reduce_mean(loss, info, job.dev)
+    sess.parts.scheduler.step()
+    train_seconds = time.monotonic() - t0
+    val = None
+    if sess.val_items and _validate_now(resolved, epoch + 1, epochs, train_seconds, sess.started):
+        job.status(f"validating epoch {epoch + 1}")
+        val = validate(
+            sess.parts.model, sess.val_items, resolved, device=job.dev, amp_dtype=sess.dtype
         )
-        loss = ddp.all_reduce_mean(loss, info, dev)
-        parts.scheduler.step()
-        train_seconds = time.monotonic() - t0
-        val = None
-        if (
-            info.is_main
-            and val_items
-            and _validate_now(resolved, epoch + 1, epochs, train_seconds, started)
-        ):
-            status(f"validating epoch {epoch + 1}")
-            val = validate(parts.model, val_items, resolved, device=dev, amp_dtype=dtype)
-        seconds = time.monotonic() - t0
-        state.epoch, state.seconds = epoch + 1, state.seconds + seconds
-        best = _update_best(state, val, epoch + 1, bool(val_items) or not info.is_main)
-        stats = EpochStats(
-            epoch + 1,
-            epochs,
-            loss,
-            lr,
-            seconds,
-            len(dataset) * info.world_size / max(seconds, 1e-9),
-            val,
-            best,
-            state.best_dice,
-            train_terms=step_fn.pop_terms(),
-        )
-        stop_reason = (
-            _should_stop(resolved, state, train_seconds, started) if info.is_main else None
-        )
-        if info.is_main:
-            save_state(fold_dir, resolved, parts, state, fold, best=best)
-            with open(fold_dir / "metrics.jsonl", "a", encoding="utf-8") as fp:
-                fp.write(json.dumps(jsonable(stats.as_json())) + "\n")
-            if on_epoch_end is not None:
-                on_epoch_end(stats)
-        if ddp.broadcast_flag(stop_reason is not None, info, dev):
+    seconds = time.monotonic() - t0
+    state.epoch, state.seconds = epoch + 1, state.seconds + seconds
+    best = _update_best(state, val, epoch + 1, bool(sess.val_items) or not info.is_main)
+    stats = EpochStats(
+        epoch + 1,
+        epochs,
+        loss,
+        lr,
+        seconds,
+        len(sess.dataset) * info.world_size / max(seconds, 1e-9),
+        val,
+        best,
+        state.best_dice,
+        train_terms=sess.step_fn.pop_terms(),
+    )
+    stop = _should_stop(resolved, state, train_seconds, sess.started) if info.is_main else None
+    if info.is_main:
+        save_state(job.fold_dir, resolved, sess.parts, state, job.fold, best=best)
+        with open(job.fold_dir / "metrics.jsonl", "a", encoding="utf-8") as fp:
+            fp.write(json.dumps(jsonable(stats.as_json())) + "\n")
+        if job.on_epoch_end is not None:
+            job.on_epoch_end(stats)
+    return stats, stop
+
+
+def _run(job: _Job) -> TrainResult:
+    sess = _prepare(job)
+    stopped = "epoch budget reached"
+    for epoch in range(sess.state.epoch, job.resolved.train.epochs):
+        _, stop_reason = _epoch(job, sess, epoch)
+        if ddp.broadcast_flag(stop_reason is not None, job.info, job.dev):
             stopped = stop_reason or "stopped by rank 0"
             break
-    if info.is_main:
-        _write_summary(fold_dir, state, stopped, selection_metric(resolved))
-    ddp.barrier(info)
+    state = sess.state
+    if job.info.is_main:
+        _write_summary(job.fold_dir, state, stopped, selection_metric(job.resolved))
+    ddp.barrier(job.info)
     logger.info(
         "fold %d finished: %s; best validation score %.4f at epoch %d",
-        fold,
+        job.fold,
         stopped,
         state.best_dice,
         state.best_epoch,
     )
     return TrainResult(
-        fold_dir,
+        job.fold_dir,
         state.epoch,
         state.best_epoch,
         state.best_dice,
         stopped,
-        time.monotonic() - started,
+        time.monotonic() - sess.started,
     )
 
 
