@@ -22,7 +22,7 @@ from medseg.config.schema import ResolvedWorkflow
 from medseg.evaluation import EvaluationOptions, evaluate_arrays
 from medseg.inference.instances import instance_settings, predict_instances
 from medseg.inference.windows import plain_tensor
-from medseg.training.validation import ValidationResult, _Pool, _spacing
+from medseg.training.validation import ScorePool, ValidationResult, voxel_spacing
 from medseg.transforms.pipelines import IMAGE, LABEL
 
 __all__ = ["validate_instances"]
@@ -45,7 +45,7 @@ def validate_instances(
         surface=False,
         min_iou=resolved.evaluate.lesion_iou if resolved.evaluate.lesion_match == "iou" else 0.0,
     )
-    pools = {value: _Pool() for value in names}
+    pools = {value: ScorePool() for value in names}
     try:
         for item in items:
             image = plain_tensor(item[IMAGE]).to(device)
@@ -53,7 +53,7 @@ def validate_instances(
             metrics = evaluate_arrays(
                 found.semantic(),
                 np.asarray(plain_tensor(item[LABEL]))[0],
-                spacing=_spacing(item[IMAGE]),
+                spacing=voxel_spacing(item[IMAGE]),
                 labels=names,
                 lesion_labels=list(names),
                 options=options,

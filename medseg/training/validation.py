@@ -67,7 +67,10 @@ def selection_metric(resolved: ResolvedWorkflow) -> Literal["mean_dice", "lesion
 
 
 @dataclass
-class _Pool:
+class ScorePool:
+    """One class's validation sums over cases: overlap and total voxels (pooled Dice), lesion
+    TP/FP/FN (pooled lesion F1)."""
+
     overlap: float = 0.0
     total: float = 0.0
     tp: int = 0
@@ -82,7 +85,8 @@ class _Pool:
         return 2 * self.tp / denom if denom > 0 else float("nan")
 
 
-def _spacing(tensor: Any) -> tuple[float, float, float]:
+def voxel_spacing(tensor: Any) -> tuple[float, float, float]:
+    """Voxel spacing (mm) of a preprocessed MetaTensor; 1 mm where it carries no affine."""
     pixdim = getattr(tensor, "pixdim", None)
     return tuple(float(s) for s in pixdim) if pixdim is not None else (1.0, 1.0, 1.0)  # type: ignore[return-value]
 
@@ -109,12 +113,12 @@ def validate(
         surface=False,
         min_iou=resolved.evaluate.lesion_iou if resolved.evaluate.lesion_match == "iou" else 0.0,
     )
-    pools = {value: _Pool() for value in names}
+    pools = {value: ScorePool() for value in names}
     for item in items:
         image = plain_tensor(item[IMAGE]).to(device)
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
             probs = predict_probabilities(model, image, settings, num_classes=resolved.num_classes)
-        spacing = _spacing(item[IMAGE])
+        spacing = voxel_spacing(item[IMAGE])
         pred = postprocess(
             labels_from_probabilities(probs),
             spacing=spacing,
