@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from medseg.cli import _console
+from medseg.cli._options import PseudonymKeyOpt
 
 app = typer.Typer(help="Build, check, import and export dataset manifests.", no_args_is_help=True)
 
@@ -143,10 +144,7 @@ def build_command(
             help="Replace patient ids by keyed hashes (table beside the manifest).",
         ),
     ] = False,
-    pseudonym_key: Annotated[
-        str | None,
-        typer.Option("--pseudonym-key", help="Key of the hashes (default: $MEDSEG_PSEUDONYM_KEY)."),
-    ] = None,
+    pseudonym_key: PseudonymKeyOpt = None,
 ) -> None:
     """Find scans, pair them with labels, split folds by patient, record every data problem."""
     from medseg.manifest import pseudonym

@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from medseg.cli import _console
+from medseg.cli._options import PseudonymKeyOpt
 
 if TYPE_CHECKING:
     from medseg.inference.batch import CaseResult
@@ -80,10 +81,7 @@ def predict_command(
             help="Pseudonymous ids for scans found in folders (OUT_DIR/pseudonyms.csv).",
         ),
     ] = False,
-    pseudonym_key: Annotated[
-        str | None,
-        typer.Option("--pseudonym-key", help="Key of the hashes (default: $MEDSEG_PSEUDONYM_KEY)."),
-    ] = None,
+    pseudonym_key: PseudonymKeyOpt = None,
 ) -> None:
     """Segment every case; write <case_id>.nii.gz (+ .seg.dcm, .png) and run_report.json."""
     from medseg.inference.batch import (

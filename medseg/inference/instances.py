@@ -2,7 +2,8 @@
 
 :func:`predict_instances` slides windows of the training patch size over the volume (2D models:
 one window per slice position, the slice axis squeezed), with ``infer.overlap``; an image smaller
-than the window is zero-padded (symmetrically, as MONAI). Per window, the model's detections are
+than the window is zero-padded (symmetrically, as MONAI); window positions are MONAI's, as in
+:mod:`medseg.inference.windows`. Per window, the model's detections are
 pasted into the window (:func:`~medseg.models.maskrcnn.paste_masks`) and moved to volume
 coordinates. Then, across windows (and folds):
 
@@ -24,19 +25,18 @@ spacing); :mod:`medseg.inference.instance_outputs` maps results to the source gr
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 import torch
-import torch.nn.functional as F
 from scipy import ndimage
 from torch import nn
 
 from medseg.config.schema import InstanceConfig, ResolvedWorkflow
 from medseg.evaluation.evaluate import PredictedInstances
+from medseg.inference.windows import pad_to_window, window_slices
 from medseg.models.maskrcnn.nms import batched_nms
 
 __all__ = ["InstanceMap", "InstanceSettings", "instance_settings", "predict_instances"]
@@ -144,9 +144,13 @@ def predict_instances(
         The lesions on the image's grid, label values of the workflow.
     """
     shape = tuple(int(n) for n in image.shape[1:])
-    padded, pad_before = _pad(image, settings.window)
+    padded, pad = pad_to_window(image, settings.window)
+    pad_before = [pad[4], pad[2], pad[0]]  # F.pad order: last axis first
     detections: list[_Detection] = []
-    windows = list(_window_starts(padded.shape[1:], settings.window, settings.overlap))
+    windows = [
+        tuple(sl.start for sl in window)
+        for window in window_slices(padded.shape[1:], settings.window, settings.overlap)
+    ]
     for first in range(0, len(windows), settings.sw_batch_size):
         chunk = windows[first : first + settings.sw_batch_size]
         batch = torch.stack([padded[_window_index(s, settings)] for s in chunk])
@@ -167,28 +171,6 @@ def predict_instances(
         )
     names = [settings.class_labels[c] for c in labels]
     return _finalize(instance_map, names, scores, settings.instances.score_threshold)
-
-
-def _pad(image: torch.Tensor, window: Sequence[int]) -> tuple[torch.Tensor, list[int]]:
-    """Zero-pad ``[C, *S]`` to at least the window on every axis (MONAI's symmetric split)."""
-    before = [max(w - n, 0) // 2 for w, n in zip(window, image.shape[1:])]
-    after = [max(w - n, 0) - b for w, n, b in zip(window, image.shape[1:], before)]
-    pad = [v for axis in (2, 1, 0) for v in (before[axis], after[axis])]
-    return (F.pad(image, pad) if any(pad) else image), before
-
-
-def _window_starts(
-    shape: Sequence[int], window: Sequence[int], overlap: float
-) -> itertools.product[tuple[int, ...]]:
-    """Window corners: step ``window x (1 - overlap)``, the last window flush with the end."""
-    per_axis = []
-    for size, width in zip(shape, window):
-        step = max(int(width * (1 - overlap)), 1)
-        starts = list(range(0, max(size - width, 0) + 1, step))
-        if starts[-1] != size - width:
-            starts.append(size - width)
-        per_axis.append(starts)
-    return itertools.product(*per_axis)
 
 
 def _window_index(start: Sequence[int], settings: InstanceSettings) -> tuple[slice, ...]:

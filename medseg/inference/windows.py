@@ -168,8 +168,12 @@ def crop_margin(window: Sequence[int]) -> list[int]:
     return [0 if w == 1 else max(w // 8, 2) for w in window]
 
 
-def _pad_to_window(image: torch.Tensor, window: Sequence[int]) -> tuple[torch.Tensor, list[int]]:
-    """Constant-pad ``[C, *S]`` so each axis is at least the window (MONAI's symmetric split)."""
+def pad_to_window(image: torch.Tensor, window: Sequence[int]) -> tuple[torch.Tensor, list[int]]:
+    """Constant-pad ``[C, *S]`` so each axis is at least the window (MONAI's symmetric split).
+
+    Returns:
+        ``(padded, pad)``; ``pad`` in :func:`torch.nn.functional.pad` order (last axis first).
+    """
     pad: list[int] = []
     for axis in range(3, 0, -1):
         diff = max(window[axis - 1] - image.shape[axis], 0)
@@ -187,12 +191,17 @@ def _unpad(tensor: torch.Tensor, pad: list[int]) -> torch.Tensor:
     return tensor[tuple(index)]
 
 
+def window_slices(
+    shape: Sequence[int], window: Sequence[int], overlap: float
+) -> list[tuple[slice, ...]]:
+    """MONAI's window positions over ``shape`` (the last window flush with the end)."""
+    return dense_patch_slices(shape, window, scan_interval(shape, window, overlap))
+
+
 def _windows(
     shape: Sequence[int], settings: WindowSettings, mask: torch.Tensor | None, offset: Sequence[int]
 ) -> list[tuple[slice, ...]]:
-    slices = dense_patch_slices(
-        shape, settings.window, scan_interval(shape, settings.window, settings.overlap)
-    )
+    slices = window_slices(shape, settings.window, settings.overlap)
     if mask is None:
         return slices
     keep = []
@@ -235,7 +244,7 @@ def sliding_window_logits(
         ``(logits [K, X, Y, Z], covered [X, Y, Z] bool)``; voxels no window covered have
         logits 0 and ``covered`` False.
     """
-    padded, pad = _pad_to_window(image, settings.window)
+    padded, pad = pad_to_window(image, settings.window)
     shape = padded.shape[1:]
     device = padded.device
     weight = compute_importance_map(
