@@ -60,6 +60,13 @@ def _segments(seg: Any) -> list[Segment]:
 
 
 def _volume(seg: Any, path: Path) -> Any:
+    geometry = getattr(seg, "get_volume_geometry", None)
+    if geometry is not None and geometry() is None:
+        raise DataError(
+            "the SEG frames have no positions on a 3D patient grid (no Frame of Reference, "
+            "e.g. a SEG of a projection radiograph); it cannot be compared with a label map",
+            path=path,
+        )
     try:
         volume = seg.get_volume(combine_segments=False)
     except (RuntimeError, ValueError) as err:
