@@ -114,7 +114,9 @@ def write_slicer_seg(affine_ras: np.ndarray, segments: dict[str, np.ndarray], ou
     from medseg.io.geometry import ras_to_lps_affine
 
     union = np.any(np.stack(list(segments.values())), axis=0)
-    box = [np.flatnonzero(np.any(union, axis=tuple(a for a in range(3) if a != i))) for i in range(3)]
+    box = [
+        np.flatnonzero(np.any(union, axis=tuple(a for a in range(3) if a != i))) for i in range(3)
+    ]
     lo = np.array([b[0] for b in box])
     hi = np.array([b[-1] + 1 for b in box])
     crop = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))

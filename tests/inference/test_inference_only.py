@@ -47,15 +47,21 @@ def test_unlabelled_scans_build_predict_report_and_evaluate(
     assert {c["case_id"] for c in report["cases"]} == {c.case_id for c in manifest.cases}
     assert {c["status"] for c in report["cases"]} == {"done"}
 
-    code, output = _cli("report", str(pred), "-o", str(tmp_path / "r"), "--images", str(manifest_path))
+    code, output = _cli(
+        "report", str(pred), "-o", str(tmp_path / "r"), "--images", str(manifest_path)
+    )
     assert code == 0, output
     for case in manifest.cases:
         data = json.loads((tmp_path / "r" / case.patient_id / "report.json").read_text())
         assert case.case_id in {s["case_id"] for s in data["studies"]}
 
-    code, output = _cli("evaluate", str(pred), "--ref", str(manifest_path), "-o", str(tmp_path / "e"))
+    code, output = _cli(
+        "evaluate", str(pred), "--ref", str(manifest_path), "-o", str(tmp_path / "e")
+    )
     assert code == 2 and "inference-only manifest" in output, output
-    code, output = _cli("evaluate", str(pred), "--ref", str(root / "labels"), "-o", str(tmp_path / "e"))
+    code, output = _cli(
+        "evaluate", str(pred), "--ref", str(root / "labels"), "-o", str(tmp_path / "e")
+    )
     assert code == 0, output
     with (tmp_path / "e" / "case_metrics.csv").open(newline="") as handle:
         evaluated = {row["case_id"] for row in csv.DictReader(handle)}

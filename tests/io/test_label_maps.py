@@ -60,7 +60,9 @@ def test_layered_cropped_seg_nrrd_lands_on_the_source_grid(
 ) -> None:
     _, _, label = _ct_case(synth_dir)
     organ, lesion = label.array >= 1, label.array == 2  # drawn overlapping, as in Slicer
-    path = write_slicer_seg(label.affine, {"lesion": lesion, "organ": organ}, tmp_path / "a.seg.nrrd")
+    path = write_slicer_seg(
+        label.affine, {"lesion": lesion, "organ": organ}, tmp_path / "a.seg.nrrd"
+    )
     head = path.read_bytes()[:4000]
     assert b"kinds: list domain domain domain" in head and b"Segment1_Layer:=1" in head
     seg = read_label_map(path, label_names={1: "organ", 2: "lesion"})

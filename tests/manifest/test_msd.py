@@ -40,8 +40,15 @@ def test_nnunet_round_trip_keeps_folds_and_voxels(
     preprocessed = tmp_path / "preprocessed"
     result = CliRunner().invoke(
         app,
-        ["manifest", "export", str(manifest_path), "-o", str(dataset)]
-        + ["--preprocessed", str(preprocessed)],
+        [
+            "manifest",
+            "export",
+            str(manifest_path),
+            "-o",
+            str(dataset),
+            "--preprocessed",
+            str(preprocessed),
+        ],
     )
     assert result.exit_code == 0, result.output
     spec = json.loads((dataset / "dataset.json").read_text())

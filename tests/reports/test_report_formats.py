@@ -43,10 +43,14 @@ def test_report_reads_seg_and_seg_nrrd_on_nnunet_images(
     nifti.mkdir()
     tools.mkdir()
     for index, case in enumerate(("SYNCT0000", "SYNCT0001")):
-        write_nifti(read_volume(ct_series(root, index)), images / "imagesTs" / f"{case}_0000.nii.gz")
+        write_nifti(
+            read_volume(ct_series(root, index)), images / "imagesTs" / f"{case}_0000.nii.gz"
+        )
         shutil.copy(root / "labels" / f"{case}.nii.gz", nifti)
     label0 = read_nifti(root / "labels" / "SYNCT0000.nii.gz").array
-    write_highdicom_seg(ct_series(root, 0), label0, {"lesion": 2, "organ": 1}, tools / "SYNCT0000.dcm")
+    write_highdicom_seg(
+        ct_series(root, 0), label0, {"lesion": 2, "organ": 1}, tools / "SYNCT0000.dcm"
+    )
     label1 = read_nifti(root / "labels" / "SYNCT0001.nii.gz")
     segments = {"organ": label1.array >= 1, "lesion": label1.array == 2}
     write_slicer_seg(label1.affine, segments, tools / "SYNCT0001.seg.nrrd")
