@@ -230,3 +230,71 @@ def read_heyex_xml(path: Path) -> RawOCT:
         fovea_px=xml_fovea_px(root),
         meta=meta,
     )
+
+
+@dataclass(frozen=True)
+class HeyexHeader:
+    """What discovery needs from an export, read without its pixels (``pattern`` as
+    :data:`HEYEX_PATTERNS`; XML exports store none, so it is classified from the B-scan lines)."""
+
+    patient_id: str | None
+    laterality: str | None
+    study_date: str | None
+    n_bscans: int
+    pattern: str
+
+
+def read_heyex_header(path: Path) -> HeyexHeader:
+    """Header of a VOL file (first 2048 bytes, eyepy's VOL layout) or of a HEYEX XML export.
+
+    Raises:
+        DataError: unreadable header.
+    """
+    _eyepy_io()
+    try:
+        if path.is_dir() or path.suffix.lower() == ".xml":
+            return _xml_header(path)
+        import construct as cs  # an eyepy dependency
+        from eyepy.io.he.vol_reader import vol_format
+
+        names = [sub.name for sub in vol_format.subcons]
+        header = cs.Struct(*vol_format.subcons[: names.index("localizer")])
+        with path.open("rb") as handle:
+            parsed = header.parse(handle.read(header.sizeof()))
+    except DataError:
+        raise
+    except Exception as err:  # construct / XML parse errors come in many types
+        raise DataError(
+            f"unreadable HEYEX header ({type(err).__name__}: {err})", path=path
+        ) from err
+    return HeyexHeader(
+        patient_id=str(parsed.patient_id).strip() or None,
+        laterality=_laterality(parsed.scan_position),
+        study_date=_date(parsed.visit_date),
+        n_bscans=int(parsed.n_bscans),
+        pattern=HEYEX_PATTERNS.get(int(parsed.scan_pattern), "unknown"),
+    )
+
+
+def _xml_header(path: Path) -> HeyexHeader:
+    from medseg.io.oct_vendor import classify_lines
+
+    xml = path if path.suffix.lower() == ".xml" else sorted(path.glob("*.xml"))[0]
+    reader = _eyepy_io().HeXmlReader(xml)
+    root = reader.xml_root[0]
+    starts, ends = _lines(reader.bscan_meta)
+    values = reader.parsed_values
+    series_type = (_xml_text(root, "./Patient/Study/Series/Type") or "").lower()
+    width_mm = float(values["size_x"]) * float(values["scale_x"])
+    short = len(starts) == 1 and np.linalg.norm(ends[0] - starts[0]) < 0.5 * width_mm
+    pattern = "circle" if "circle" in series_type or short else "unknown"
+    if pattern == "unknown" and len(starts):
+        layout = classify_lines(starts, ends).pattern
+        pattern = {"raster": "volume", "line": "line", "bscans": "separate B-scans"}[layout]
+    return HeyexHeader(
+        patient_id=_xml_text(root, "./Patient/PatientID"),
+        laterality=_laterality(_xml_text(root, "./Patient/Study/Series/Laterality")),
+        study_date=_date(values.get("visit_date")),
+        n_bscans=len(starts),
+        pattern=pattern,
+    )

@@ -378,13 +378,13 @@ def read_vendor_oct(path: PathLike) -> VendorScan:
     _check_placeable(raw, source)
     layout = classify_lines(raw.starts_mm, raw.ends_mm)
     notes = [n for n in (layout.note, _length_note(raw)) if n]
+    for note in notes:
+        logger.info("%s: %s", source.name, note)
     if layout.pattern == "line":
         notes.append("one B-scan: the third axis is a nominal slab of one lateral pixel")
     origin = enface_origin_lps(raw)
     localizer = localizer_of(raw, origin)
     meta = {**_base_meta(raw, source, layout.pattern, notes), "localizer": localizer}
-    for note in notes:
-        logger.info("%s: %s", source.name, note)
     if layout.pattern == "bscans":
         return VendorScan(_single_bscans(raw, origin, meta), "bscans", localizer, notes)
     return VendorScan([_raster_volume(raw, layout, origin, meta)], layout.pattern, localizer, notes)
