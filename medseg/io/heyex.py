@@ -113,6 +113,8 @@ def _lines(bscan_meta: list[Any]) -> tuple[npt.NDArray[np.float64], npt.NDArray[
 def _to_uint8(data: npt.NDArray[Any]) -> npt.NDArray[np.uint8]:
     if data.dtype == np.uint8:
         return data
+    if np.issubdtype(data.dtype, np.floating) and np.nanmax(data, initial=0.0) <= 1.0:
+        data = data * 255.0  # intensities in [0, 1]
     return np.clip(np.rint(np.nan_to_num(data.astype(np.float64))), 0, 255).astype(np.uint8)
 
 
@@ -297,4 +299,28 @@ def _xml_header(path: Path) -> HeyexHeader:
         study_date=_date(values.get("visit_date")),
         n_bscans=len(starts),
         pattern=pattern,
+    )
+
+
+def raw_from_eyepy(volume: Any) -> RawOCT:
+    """A :class:`RawOCT` from an eyepy ``EyeVolume`` (its data, B-scan lines, scales, localizer).
+
+    Raises:
+        DataError: B-scan positions are not in mm (eyepy's B-scan folder import gives pixels).
+    """
+    meta = volume.meta
+    bscan_meta = meta["bscan_meta"]
+    if any(m.get("pos_unit", "mm") != "mm" for m in bscan_meta) or meta.get("scale_unit") != "mm":
+        raise DataError("the eyepy volume has no B-scan positions in mm: no geometry to place")
+    starts, ends = _lines(bscan_meta)
+    localizer = volume.localizer
+    return RawOCT(
+        bscans=_to_uint8(np.asarray(volume.data)),
+        starts_mm=starts,
+        ends_mm=ends,
+        scale_mm=(float(volume.scale_x), float(volume.scale_y), float(volume.scale_z or 0.0)),
+        pattern="unknown",
+        localizer=_to_uint8(np.asarray(localizer.data)),
+        localizer_scale_mm=(float(localizer.scale_x), float(localizer.scale_y)),
+        meta={"format": "eyepy", "laterality": _laterality(volume.laterality)},
     )

@@ -32,7 +32,14 @@ import numpy.typing as npt
 
 from medseg.errors import DataError
 from medseg.io.geometry import LPS_TO_RAS, apply_affine, world_to_voxel
-from medseg.io.heyex import RawOCT, is_heyex_vol, is_heyex_xml, read_heyex_vol, read_heyex_xml
+from medseg.io.heyex import (
+    RawOCT,
+    is_heyex_vol,
+    is_heyex_xml,
+    raw_from_eyepy,
+    read_heyex_vol,
+    read_heyex_xml,
+)
 from medseg.io.volume import Volume
 from medseg.types import Affine, PathLike
 
@@ -374,7 +381,11 @@ def read_vendor_oct(path: PathLike) -> VendorScan:
     source = Path(path)
     if not source.exists():
         raise DataError("file or folder does not exist", path=source)
-    raw = _read_raw(source)
+    return scan_from_raw(_read_raw(source), source)
+
+
+def scan_from_raw(raw: RawOCT, source: Path) -> VendorScan:
+    """Place a :class:`~medseg.io.heyex.RawOCT` in the world (see :func:`read_vendor_oct`)."""
     _check_placeable(raw, source)
     layout = classify_lines(raw.starts_mm, raw.ends_mm)
     notes = [n for n in (layout.note, _length_note(raw)) if n]
@@ -388,6 +399,15 @@ def read_vendor_oct(path: PathLike) -> VendorScan:
     if layout.pattern == "bscans":
         return VendorScan(_single_bscans(raw, origin, meta), "bscans", localizer, notes)
     return VendorScan([_raster_volume(raw, layout, origin, meta)], layout.pattern, localizer, notes)
+
+
+def scan_from_eyepy(volume: object, *, source: str = "eyepy") -> VendorScan:
+    """Place an eyepy ``EyeVolume`` (from any eyepy reader, or built in memory) in the world.
+
+    Uses its data, B-scan positions (mm on its localizer), pixel sizes, laterality and
+    localizer exactly as :func:`read_vendor_oct` uses a HEYEX export's.
+    """
+    return scan_from_raw(raw_from_eyepy(volume), Path(source))
 
 
 def read_vendor_volume(path: PathLike) -> Volume:

@@ -198,3 +198,13 @@ def test_missing_eyepy_names_the_oct_extra(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setitem(sys.modules, "eyepy.io", None)
     with pytest.raises(MissingDependencyError, match=r"medseg\[oct\]"):
         read_volume(path)
+
+
+def test_eyepy_volume_is_placed_like_the_file() -> None:
+    from medseg.io.oct_vendor import scan_from_eyepy
+
+    path = vendor_file(HEYEX_VOL)
+    from_eyepy = scan_from_eyepy(_eyepy_volume(path)).volumes[0]
+    from_file = read_volume(path)
+    np.testing.assert_allclose(from_eyepy.affine, from_file.affine, atol=1e-9)
+    np.testing.assert_array_equal(from_eyepy.array, from_file.array)
