@@ -14,7 +14,7 @@ import numpy as np
 from medseg.errors import ConfigError, DataError, GeometryError
 from medseg.evaluation.evaluate import PredictedInstances
 from medseg.io.grid import onto_grid
-from medseg.io.label_maps import LABEL_MAP_SUFFIXES, label_map_files, read_label_map
+from medseg.io.label_files import LABEL_MAP_SUFFIXES, label_map_files, read_label_map
 from medseg.io.read import read_volume
 from medseg.io.volume import Volume
 
@@ -129,7 +129,7 @@ def plan_cases(pred_dir: Path, ref: Path) -> CasePlan:
 
     ``ref`` is a manifest (its labelled cases), a folder of label maps, or an nnU-Net dataset
     folder (``dataset.json`` + ``labelsTr/``). Label maps of every format of
-    :mod:`medseg.io.label_maps` pair by the name without extension; a prediction ``case_0000``
+    :mod:`medseg.io.label_files` pair by the name without extension; a prediction ``case_0000``
     pairs with the reference ``case`` when nothing else does (nnU-Net image naming).
 
     Raises:

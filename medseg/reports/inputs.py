@@ -2,7 +2,7 @@
 manifest or image folder, and an optional evaluation folder.
 
 The prediction folder (written by ``medseg predict``, or another tool) holds ``<case_id>`` label
-maps in any format of :mod:`medseg.io.label_maps` (NIfTI, MHA, NRRD, Slicer ``.seg.nrrd``, DICOM
+maps in any format of :mod:`medseg.io.label_files` (NIfTI, MHA, NRRD, Slicer ``.seg.nrrd``, DICOM
 SEG; nnU-Net's ``case.nii.gz`` names included), optionally ``<case_id>_instances.nii.gz`` +
 ``<case_id>.json`` (instances with scores), and ``run_report.json``. Every field of the run
 report is optional: missing case metadata falls back to the manifest given with ``--images``,
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from medseg.errors import ConfigError, DataError
-from medseg.io.label_maps import label_map_files
+from medseg.io.label_files import label_map_files
 from medseg.io.read import DicomSeriesRef
 from medseg.manifest.schema import Case, Manifest, load_manifest
 from medseg.reports.measure import InstanceInfo
@@ -91,7 +91,7 @@ def _read_run_report(pred_dir: Path, warnings: list[str]) -> dict[str, Any]:
 
 
 def _discovered_label_maps(pred_dir: Path) -> dict[str, Path]:
-    """Label maps of the folder by case id (any format of :mod:`medseg.io.label_maps`)."""
+    """Label maps of the folder by case id (any format of :mod:`medseg.io.label_files`)."""
     return {
         case_id: path
         for case_id, path in label_map_files(pred_dir).items()

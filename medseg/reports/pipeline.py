@@ -20,7 +20,7 @@ from medseg._version import __version__
 from medseg.errors import GeometryError, MedsegError
 from medseg.io.atomic import ensure_output_dir
 from medseg.io.grid import onto_grid
-from medseg.io.label_maps import read_label_map
+from medseg.io.label_files import read_label_map
 from medseg.io.read import read_volume
 from medseg.io.volume import Volume
 from medseg.reports.build import build_patient_report, is_oct, measure_study

@@ -12,7 +12,7 @@ import slicerio
 from medseg.errors import DataError, GeometryError
 from medseg.io.dicom_seg import write_dicom_seg
 from medseg.io.grid import common_grid, onto_grid
-from medseg.io.label_maps import label_map_files, label_map_id, read_label_map
+from medseg.io.label_files import label_map_files, label_map_id, read_label_map
 from medseg.io.nifti import read_nifti, write_nifti
 from medseg.io.read import read_volume
 from medseg.io.segments import Segment, segment_label_values

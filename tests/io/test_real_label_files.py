@@ -23,7 +23,7 @@ from medseg.cli import app
 from medseg.errors import DataError, GeometryError
 from medseg.io.dicom_seg_read import is_dicom_seg
 from medseg.io.grid import onto_grid
-from medseg.io.label_maps import read_label_map
+from medseg.io.label_files import read_label_map
 from medseg.io.nifti import write_nifti
 from medseg.io.read import DicomSeriesRef, read_volume
 from medseg.io.volume import Volume
