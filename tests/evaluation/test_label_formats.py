@@ -98,3 +98,7 @@ def test_nnunet_dataset_and_names_pair(synth_dir: Callable[..., Path], tmp_path:
     assert sorted({r["case_id"] for r in rows}) == ["SYNCT0000", "SYNCT0001"]
     assert {r["class"] for r in rows} == {"organ", "lesion"}  # names from dataset.json
     assert all(float(r["dice"]) == 1.0 for r in rows)
+    # nnU-Net's predict copies dataset.json into its output folder: names from there
+    shutil.copy(dataset / "dataset.json", pred / "dataset.json")
+    rows = _evaluate(pred, dataset / "labelsTr", tmp_path / "e2")
+    assert {r["class"] for r in rows} == {"organ", "lesion"}
