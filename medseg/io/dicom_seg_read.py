@@ -24,6 +24,7 @@ from medseg.io.segments import Segment, combine_segment_masks, segment_label_val
 from medseg.io.volume import Volume
 from medseg.types import PathLike
 
+_RESAMPLE_HINT = "convert it on its source series with a tool that resamples (e.g. Slicer)"
 SEG_SOP_CLASSES = frozenset(
     {
         "1.2.840.10008.5.1.4.1.1.66.4",  # Segmentation Storage
@@ -59,25 +60,40 @@ def _segments(seg: Any) -> list[Segment]:
     ]
 
 
-def _volume(seg: Any, path: Path) -> Any:
+def _has_positions(seg: Any) -> bool:
+    per_frame = seg.get("PerFrameFunctionalGroupsSequence", [])
+    groups = [*seg.get("SharedFunctionalGroupsSequence", []), *per_frame[:1]]
+    return "FrameOfReferenceUID" in seg and any("PlanePositionSequence" in g for g in groups)
+
+
+def _check_geometry(seg: Any, path: Path) -> None:
+    """Refuse SEGs that cannot be a 3D label map, before reading any frame."""
+    if str(getattr(seg, "coordinate_system", "") or "").upper().endswith("SLIDE"):
+        raise DataError("slide-microscopy SEG (slide coordinates) is not a 3D label map", path=path)
+    if not _has_positions(seg):
+        raise DataError(
+            "the SEG frames have no positions on a 3D patient grid (no Frame of Reference or "
+            "plane positions, e.g. a SEG of a projection radiograph); it cannot be compared "
+            "with a label map",
+            path=path,
+        )
     geometry = getattr(seg, "get_volume_geometry", None)
     if geometry is not None and geometry() is None:
         raise DataError(
-            "the SEG frames have no positions on a 3D patient grid (no Frame of Reference, "
-            "e.g. a SEG of a projection radiograph); it cannot be compared with a label map",
+            "the SEG frames do not form a regular 3D grid (uneven slice spacing or tilted frames)",
             path=path,
+            hint=_RESAMPLE_HINT,
         )
+
+
+def _volume(seg: Any, path: Path) -> Any:
+    _check_geometry(seg, path)
     try:
-        volume = seg.get_volume(combine_segments=False)
+        return seg.get_volume(combine_segments=False)
     except (RuntimeError, ValueError) as err:
         raise DataError(
-            f"the SEG frames do not form a regular 3D grid ({err})",
-            path=path,
-            hint="convert it on its source series with a tool that resamples (e.g. Slicer)",
+            f"the SEG frames do not form a regular 3D grid ({err})", path=path, hint=_RESAMPLE_HINT
         ) from err
-    if str(getattr(volume, "coordinate_system", "PATIENT")).upper().endswith("SLIDE"):
-        raise DataError("slide-microscopy SEG (slide coordinates) is not a 3D label map", path=path)
-    return volume
 
 
 def read_dicom_seg(path: PathLike, *, label_names: Mapping[int, str] | None = None) -> Volume:

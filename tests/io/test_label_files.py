@@ -166,3 +166,21 @@ def test_mha_and_plain_nrrd_label_maps(tmp_path: Path) -> None:
         np.testing.assert_allclose(back.affine, volume.affine)
     write_nifti(volume, tmp_path / "v.nii.gz")
     assert read_label_map(tmp_path / "v.nii.gz").shape == volume.shape
+
+
+def test_seg_of_unevenly_spaced_slices_is_refused_clearly(
+    synth_dir: Callable[..., Path], tmp_path: Path
+) -> None:
+    import pydicom
+
+    series, _, label = _ct_case(synth_dir)
+    seg = write_highdicom_seg(series, label.array, {"organ": 1}, tmp_path / "u.dcm",
+                              omit_empty_frames=False)  # fmt: skip
+    ds = pydicom.dcmread(seg)
+    for index, group in enumerate(ds.PerFrameFunctionalGroupsSequence):
+        if index >= ds.NumberOfFrames // 2:  # the upper half moved by 1 mm: uneven steps
+            position = group.PlanePositionSequence[0].ImagePositionPatient
+            position[2] = float(position[2]) + 1.0
+    ds.save_as(seg)
+    with pytest.raises(DataError, match="regular 3D grid"):
+        read_label_map(seg)
