@@ -64,10 +64,17 @@ class ExampleData:
         }
 
 
-def _synth_oct(folder: Path, spec: ExampleData) -> object:
-    from medseg.synth.api import synth_oct
+SYNTHESIZERS: dict[str, str] = {"oct": "synth_oct", "ct": "synth_ct"}
+"""Kind of scan -> function of :mod:`medseg.synth.api` that writes ``images/``, ``labels/`` and
+``truth.json`` into a folder, called as ``f(folder, patients=, fmt=, seed=, size=, **options)``."""
 
-    return synth_oct(
+
+def synthesize(spec: ExampleData, folder: Path) -> object:
+    """Write the synthetic cohort of ``spec`` into ``folder`` (returns its truth)."""
+    from medseg.synth import api
+
+    write = getattr(api, SYNTHESIZERS[spec.kind])
+    return write(
         folder,
         patients=spec.patients,
         fmt=spec.fmt,
@@ -76,25 +83,6 @@ def _synth_oct(folder: Path, spec: ExampleData) -> object:
         **dict(spec.options),
     )
 
-
-def _synth_ct(folder: Path, spec: ExampleData) -> object:
-    from medseg.synth.api import synth_ct
-
-    return synth_ct(
-        folder,
-        patients=spec.patients,
-        fmt=spec.fmt,
-        seed=spec.seed,
-        size=spec.size,
-        **dict(spec.options),
-    )
-
-
-SYNTHESIZERS: dict[str, Callable[[Path, ExampleData], object]] = {
-    "oct": _synth_oct,
-    "ct": _synth_ct,
-}
-"""Kind of scan -> function writing ``images/``, ``labels/`` and ``truth.json`` into a folder."""
 
 EXAMPLES: dict[str, ExampleData] = {
     "smoke": ExampleData(
@@ -184,7 +172,7 @@ def write_scans(spec: ExampleData, folder: Path) -> bool:
         )
     partial = folder.with_name(f"{folder.name}{PARTIAL_TAG}examples")
     shutil.rmtree(partial, ignore_errors=True)
-    SYNTHESIZERS[spec.kind](partial, spec)
+    synthesize(spec, partial)
     write_json_atomic(partial / STAMP, spec.stamp())
     if folder.exists():
         shutil.rmtree(folder)  # an example written with other settings
@@ -257,5 +245,10 @@ def manifests_used_by(workflows_dir: PathLike) -> Mapping[str, list[str]]:
 
     used: dict[str, list[str]] = {}
     for path in sorted(Path(workflows_dir).glob("*.yaml")):
-        used.setdefault(Path(load_workflow(path).manifest).name, []).append(path.name)
+        try:
+            manifest = load_workflow(path).manifest
+        except ConfigError as err:  # a broken workflow is reported when it is planned
+            logger.debug("skipping %s: %s", path, err)
+            continue
+        used.setdefault(Path(manifest).name, []).append(path.name)
     return used

@@ -8,6 +8,7 @@ import typer
 from rich.markup import escape
 
 from medseg.cli import _console
+from medseg.cli._options import DeviceOpt, FoldOpt
 from medseg.cli.plan import OutputOpt, SetOpt, WorkflowArg
 
 if TYPE_CHECKING:
@@ -40,9 +41,7 @@ def print_epoch(e: EpochStats) -> None:
 def run_command(
     workflow: WorkflowArg,
     output: OutputOpt = None,
-    fold: Annotated[
-        int, typer.Option("--fold", min=0, help="Cross-validation fold to validate on.")
-    ] = 0,
+    fold: FoldOpt = 0,
     overrides: SetOpt = None,
     split: Annotated[
         str,
@@ -53,7 +52,7 @@ def run_command(
     dicom_seg: Annotated[
         bool, typer.Option("--dicom-seg/--no-dicom-seg", help="DICOM SEG for DICOM sources.")
     ] = True,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
+    device: DeviceOpt = "auto",
 ) -> None:
     """Plan -> train -> predict -> evaluate -> report, skipping stages that are up to date.
 

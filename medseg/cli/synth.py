@@ -181,22 +181,20 @@ def synth_examples_command(
         )
     used = manifests_used_by(manifests.resolve().parent / "workflows")
     folder = data_dir or default_data_dir()
-    table = Table(title=f"example data (scans in {folder})")
-    for column in ("manifest", "used by", "scans", "patients", "cases", "test", "seconds"):
-        table.add_column(
-            column, justify="left" if column in ("manifest", "used by", "scans") else "right"
-        )
+    table = Table(title=f"example data: manifests in {manifests}/, scans in {folder}/")
+    table.add_column("manifest", no_wrap=True, min_width=20)
+    table.add_column("used by")
+    table.add_column("scans")
+    table.add_column("cases", justify="right")
 
     def on_example(r: ExampleResult) -> None:
         s = r.spec
         table.add_row(
-            str(r.manifest),
-            ", ".join(used.get(r.manifest.name, [])) or "-",
-            f"{s.kind} {s.size} {s.fmt}" + (" (reused)" if r.reused else ""),
-            str(s.patients),
-            str(r.cases),
-            str(r.test_cases),
-            f"{r.seconds:.1f}",
+            r.manifest.name,
+            "\n".join(used.get(r.manifest.name, [])) or "-",
+            f"{s.kind} {s.size} {s.fmt}, {s.patients} patients"
+            + (" (reused)" if r.reused else f" ({r.seconds:.0f} s)"),
+            f"{r.cases}, {r.test_cases} test",
         )
 
     make_examples(
