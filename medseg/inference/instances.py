@@ -37,6 +37,7 @@ from torch import nn
 from medseg.config.schema import InstanceConfig, ResolvedWorkflow
 from medseg.evaluation.evaluate import PredictedInstances
 from medseg.inference.windows import pad_to_window, window_slices
+from medseg.labelmaps import label_dtype
 from medseg.models.maskrcnn.nms import batched_nms
 
 __all__ = ["InstanceMap", "InstanceSettings", "instance_settings", "predict_instances"]
@@ -100,8 +101,8 @@ class InstanceMap:
     scores: list[float]
 
     def semantic(self) -> npt.NDArray[np.unsignedinteger]:
-        """Label map ``(X, Y, Z)`` (uint8, uint16 for labels > 255): instances' label values."""
-        dtype = np.uint8 if max(self.labels, default=0) < 256 else np.uint16
+        """Label map ``(X, Y, Z)`` (:func:`~medseg.labelmaps.label_dtype`): instances' labels."""
+        dtype = label_dtype(max(self.labels, default=0))
         return np.asarray([0, *self.labels], dtype=dtype)[self.instance_map]
 
     def predicted(self) -> PredictedInstances:

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from monai.data.utils import compute_importance_map, dense_patch_slices
 
 from medseg.config.schema import ResolvedWorkflow
+from medseg.labelmaps import label_dtype
 
 Network = Callable[[torch.Tensor], torch.Tensor]
 FOREGROUND_STRIDE = 4
@@ -349,7 +350,7 @@ def argmax_channels(probs: torch.Tensor) -> torch.Tensor:
     A running comparison over the few classes is several times faster than ``torch.argmax``
     along a leading, strided axis for large volumes.
     """
-    dtype = torch.uint8 if probs.shape[0] < 256 else torch.int16
+    dtype = torch.uint8 if label_dtype(probs.shape[0] - 1) is np.uint8 else torch.int16
     labels = torch.zeros(probs.shape[1:], dtype=dtype, device=probs.device)
     best = probs[0].clone()
     for k in range(1, probs.shape[0]):
@@ -360,6 +361,6 @@ def argmax_channels(probs: torch.Tensor) -> torch.Tensor:
 
 
 def labels_from_probabilities(probs: torch.Tensor) -> np.ndarray:
-    """Arg-max label map ``(X, Y, Z)`` (uint8/uint16) on the host."""
+    """Arg-max label map ``(X, Y, Z)`` on the host (:func:`~medseg.labelmaps.label_dtype`)."""
     labels = argmax_channels(probs).to("cpu").numpy()
-    return labels.astype(np.uint8 if probs.shape[0] < 256 else np.uint16)
+    return labels.astype(label_dtype(probs.shape[0] - 1))

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
-from scipy import ndimage
 
 from medseg.io.atomic import write_text_atomic
 from medseg.io.volume import Volume
+from medseg.labelmaps import label_components
 from medseg.manifest.schema import Case, Manifest
 from medseg.types import PathLike
 
@@ -126,7 +126,7 @@ def _sample(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def _lesion_volumes(label: np.ndarray, value: int, voxel_mm3: float) -> list[float]:
-    components, n = ndimage.label(label == value)
+    components, n = label_components(label == value)
     if n == 0:
         return []
     counts = np.bincount(components.ravel())[1:]

@@ -18,6 +18,7 @@ import numpy as np
 from monai import transforms as mt
 
 from medseg.config.schema import IntensityConfig, ResolvedWorkflow
+from medseg.labelmaps import label_dtype
 from medseg.transforms.load import LoadVolumed
 from medseg.types import PathLike
 
@@ -80,7 +81,7 @@ def preprocess_transforms(
     keys = channel_keys(resolved)
     load_keys = [*keys, LABEL] if with_label else keys
     dtypes: dict[Hashable, Any] = {k: np.float32 for k in keys}
-    dtypes[LABEL] = np.uint8 if len(resolved.plan.labels) < 256 else np.int16
+    dtypes[LABEL] = label_dtype(max(int(v) for v in resolved.plan.labels), signed=True)
     spatial = [IMAGE, LABEL] if with_label else [IMAGE]
     ops: list[Any] = [LoadVolumed(load_keys, root=root, dtypes=dtypes)] if load else []
     if len(keys) > 1:
