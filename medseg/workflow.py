@@ -173,8 +173,8 @@ def run_workflow(
                 on_epoch_end=on_epoch_end,
             )
             stage.detail = (
-                f"best validation Dice {outcome.best_dice:.4f} at epoch {outcome.best_epoch}; "
-                f"{outcome.stopped}"
+                f"best validation {outcome.best_metric} {outcome.best_score:.4f} "
+                f"at epoch {outcome.best_epoch}; {outcome.stopped}"
             )
             stamps.record("train", sig)
     cases = _predict_cases(planned, fold, predict_split)

@@ -14,6 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 WORKFLOW_SCHEMA_VERSION: Literal[1] = 1
 Auto: TypeAlias = Literal["auto"]
 AUTO: Literal["auto"] = "auto"
+TaskKind: TypeAlias = Literal["semantic", "instance"]
+SelectionMetric: TypeAlias = Literal["mean_dice", "lesion_f1"]
+SELECTION_METRIC: dict[str, SelectionMetric] = {"semantic": "mean_dice", "instance": "lesion_f1"}
+"""Model-selection metric by ``task.kind``: mean foreground Dice (U-Net), lesion F1 (Mask R-CNN)."""
 
 
 class _Section(BaseModel):
@@ -23,7 +27,7 @@ class _Section(BaseModel):
 class TaskConfig(_Section):
     """What is learned: semantic label maps or lesion instances, in 2D slices or 3D patches."""
 
-    kind: Literal["semantic", "instance"] = "semantic"
+    kind: TaskKind = "semantic"
     dims: Literal["2d", "3d"] = "3d"
     slice_axis: int | Auto = Field(
         default=AUTO, description="2D: axis (after orientation) to slice along"
@@ -231,6 +235,11 @@ class ResolvedWorkflow(WorkflowConfig):
     @property
     def spatial_dims(self) -> int:
         return 2 if self.task.dims == "2d" else 3
+
+    @property
+    def selection_metric(self) -> SelectionMetric:
+        """The validation score that picks ``checkpoint_best.pt`` (see :data:`SELECTION_METRIC`)."""
+        return SELECTION_METRIC[self.task.kind]
 
     @property
     def num_classes(self) -> int:

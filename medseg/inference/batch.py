@@ -7,7 +7,7 @@ Per case in ``OUT_DIR``: ``<case_id>.nii.gz`` (label map, source shape and affin
 ``run_report.json`` records versions, checkpoint hashes, device, settings and each case's status,
 seconds and error; it is rewritten (atomically) after every case, so an interrupted run leaves a
 report of what was done. Under torchrun, ranks take every world-size-th case and rank 0 merges
-the reports.
+the reports (:func:`predict_batch`).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from medseg.io.dicom_seg import write_dicom_seg
 from medseg.io.nifti import write_nifti
 from medseg.io.read import read_volume
 from medseg.io.volume import Volume
+from medseg.run_folder import DistInfo
 from medseg.types import PathLike
 
 logger = logging.getLogger(__name__)
@@ -239,6 +240,43 @@ def write_run_report(
         "cases": [asdict(r) for r in results],
     }
     return write_json_atomic(path, jsonable(report))
+
+
+def predict_batch(
+    predictor: Predictor,
+    cases: Sequence[CaseInput],
+    out_dir: PathLike,
+    options: BatchOptions,
+    *,
+    dist: DistInfo | None = None,
+) -> Iterator[CaseResult]:
+    """Predict this process's share of ``cases``; yields each of its results.
+
+    One process (``dist`` None or a world of one) predicts every case. Under ``torchrun`` rank
+    ``r`` of ``n`` takes cases ``r, r + n, ...`` and keeps its own report; when every rank is
+    done, rank 0 merges them into ``run_report.json`` (cases in input order).
+    """
+    info = dist or DistInfo()
+    folder = Path(out_dir)
+    report = rank_report_path(folder, info.rank) if info.enabled else None
+    yield from predict_cases(predictor, info.shard(cases), folder, options, report_path=report)
+    if info.enabled:
+        _merge_when_all_done(folder, info, [c.case_id for c in cases])
+
+
+def _merge_when_all_done(out_dir: Path, info: DistInfo, order: Sequence[str]) -> None:
+    """Wait for every rank (gloo process group), merge the reports on rank 0, wait again."""
+    import torch.distributed as dist
+
+    owned = not dist.is_initialized()
+    if owned:
+        dist.init_process_group(backend="gloo")
+    dist.barrier()
+    if info.is_main:
+        merge_rank_reports(out_dir, info.world_size, order)
+    dist.barrier()
+    if owned:
+        dist.destroy_process_group()
 
 
 def rank_report_path(out_dir: Path, rank: int) -> Path:

@@ -39,6 +39,7 @@ from medseg.evaluation.evaluate import PredictedInstances
 from medseg.inference.windows import pad_to_window, window_slices
 from medseg.labelmaps import label_dtype
 from medseg.models.maskrcnn.nms import batched_nms
+from medseg.models.runtime import autocast
 
 __all__ = ["InstanceMap", "InstanceSettings", "instance_settings", "predict_instances"]
 
@@ -158,7 +159,7 @@ def predict_instances(
         if settings.spatial_dims == 2:
             batch = batch.squeeze(2 + settings.slice_axis)
         for model in models:
-            with torch.autocast(image.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            with autocast(image.device, amp_dtype):
                 outputs = model(batch)
             for start, output in zip(chunk, outputs, strict=True):
                 detections += _window_detections(

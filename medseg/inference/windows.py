@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from monai.data.utils import compute_importance_map, dense_patch_slices
 
 from medseg.config.schema import ResolvedWorkflow
+from medseg.inference.tta import flip_sets
 from medseg.labelmaps import label_dtype
 
 Network = Callable[[torch.Tensor], torch.Tensor]
@@ -272,14 +273,6 @@ def sliding_window_logits(
     return _unpad(logits, pad), _unpad(covered[None], pad)[0]
 
 
-def _flip_sets(axes: Sequence[int]) -> list[list[int]]:
-    """Every subset of ``axes`` (the identity first): 2**len(axes) test-time flips."""
-    sets: list[list[int]] = [[]]
-    for axis in axes:
-        sets += [[*s, axis] for s in sets]
-    return sets
-
-
 def predict_probabilities(
     network: Network,
     image: torch.Tensor,
@@ -293,7 +286,8 @@ def predict_probabilities(
 
     Crops to the foreground box and skips empty windows as the settings say; everything outside
     the computed windows is background (probability 1 for class 0). With ``tta_axes`` (volume
-    axes), probabilities are averaged over every combination of flips.
+    axes, :mod:`medseg.inference.tta`), probabilities are averaged over every combination of
+    flips.
     """
     shape = image.shape[1:]
     box: tuple[slice, ...] = tuple(slice(0, n) for n in shape)
@@ -311,7 +305,7 @@ def predict_probabilities(
     crop = image[_channels(box)]
     offset = [s.start for s in box]
     total = torch.zeros((num_classes, *crop.shape[1:]), dtype=accumulate_dtype, device=image.device)
-    flips = _flip_sets(tta_axes)
+    flips = flip_sets(tta_axes)
     for flip in flips:
         dims = [1 + a for a in flip]
         source = crop.flip(dims) if dims else crop
@@ -333,15 +327,6 @@ def predict_probabilities(
         total += part.flip(dims) if dims else part
     probs[_channels(box)] = total / len(flips)
     return probs
-
-
-def tta_volume_axes(resolved: ResolvedWorkflow) -> list[int]:
-    """Volume axes to flip for test-time augmentation (the training flip axes, mapped)."""
-    axes: list[int] = list(resolved.train.augmentation.flip_axes)  # type: ignore[arg-type]
-    if resolved.spatial_dims == 3:
-        return axes
-    in_plane = [a for a in range(3) if a != resolved.slice_axis]
-    return [in_plane[a] for a in axes if a < 2]
 
 
 def argmax_channels(probs: torch.Tensor) -> torch.Tensor:

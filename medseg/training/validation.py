@@ -15,13 +15,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from medseg.config.schema import ResolvedWorkflow
+from medseg.config.schema import ResolvedWorkflow, SelectionMetric
 from medseg.evaluation import EvaluationOptions, evaluate_arrays
 from medseg.inference.postprocess import postprocess
 from medseg.inference.windows import (
@@ -30,6 +30,7 @@ from medseg.inference.windows import (
     predict_probabilities,
     window_settings,
 )
+from medseg.models.runtime import autocast
 from medseg.transforms.pipelines import IMAGE, LABEL
 
 
@@ -40,7 +41,7 @@ class ValidationResult:
     dice: dict[str, float] = field(default_factory=dict)
     lesion_f1: dict[str, float] = field(default_factory=dict)
     n_cases: int = 0
-    selection: Literal["mean_dice", "lesion_f1"] = "mean_dice"
+    selection: SelectionMetric = "mean_dice"
 
     @property
     def mean_dice(self) -> float:
@@ -59,11 +60,6 @@ class ValidationResult:
 def _nanmean(values: Iterable[float]) -> float:
     kept = [v for v in values if not np.isnan(v)]
     return float(np.mean(kept)) if kept else 0.0
-
-
-def selection_metric(resolved: ResolvedWorkflow) -> Literal["mean_dice", "lesion_f1"]:
-    """Name of the model-selection metric of a workflow (``mean_dice`` or ``lesion_f1``)."""
-    return "lesion_f1" if resolved.task.kind == "instance" else "mean_dice"
 
 
 @dataclass
@@ -116,7 +112,7 @@ def validate(
     pools = {value: ScorePool() for value in names}
     for item in items:
         image = plain_tensor(item[IMAGE]).to(device)
-        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+        with autocast(device, amp_dtype):
             probs = predict_probabilities(model, image, settings, num_classes=resolved.num_classes)
         spacing = voxel_spacing(item[IMAGE])
         pred = postprocess(
