@@ -13,7 +13,7 @@ from medseg.cli import _console
 from medseg.cli._options import PseudonymKeyOpt
 
 if TYPE_CHECKING:
-    from medseg.inference.batch import CaseResult
+    from medseg.artifacts import CaseResult
     from medseg.inference.cases import CaseInput
 
 
@@ -26,7 +26,7 @@ def _results_table(results: Sequence[CaseResult]) -> Table:
     for column in ("case", "status", "seconds", "note"):
         table.add_column(column)
     for r in results:
-        style = {"done": "green", "skipped": "cyan", "failed": "red"}[r.status]
+        style = {"done": "green", "reused": "cyan", "failed": "red"}[r.status]
         table.add_row(r.case_id, f"[{style}]{r.status}[/]", f"{r.seconds:.1f}", r.error or "")
     return table
 
@@ -131,9 +131,12 @@ def _cases(
 
 
 def _render(results: Sequence[CaseResult], out_dir: Path) -> None:
+    from medseg.artifacts import RunReport
+
     _console.out.print(_results_table(results))
-    counts = {s: sum(r.status == s for r in results) for s in ("done", "skipped", "failed")}
+    counts = RunReport.count(results)
     _console.out.print(
-        f"{counts['done']} done, {counts['skipped']} already done, {counts['failed']} failed; "
+        f"{counts['done']} done, {counts['reused']} reused (already done), "
+        f"{counts['failed']} failed; "
         f"report: {out_dir / 'run_report.json'}"
     )

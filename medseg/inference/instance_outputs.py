@@ -9,7 +9,8 @@ by descending score and derives the semantic label map (``postprocess.fill_holes
 ``keep_largest`` do not apply to instances, and there is no test-time augmentation). Each
 instance is described by :func:`instance_records`.
 
-Instance record (one per id of ``<case_id>_instances.nii.gz``, in ``<case_id>.json``):
+Instance record (:class:`~medseg.artifacts.InstanceRecord`, one per id of
+``<case_id>_instances.nii.gz``, in ``<case_id>.json``, :class:`~medseg.artifacts.InstancesFile`):
 ``instance_id``, ``label`` (label value), ``label_name``, ``score``, ``n_voxels``,
 ``volume_mm3``, ``box_voxel`` (``[i0, j0, k0, i1, j1, k1]``: the instance's voxels are
 ``i0 <= i < i1`` etc. on the source grid, MONAI ``StandardMode`` with voxel ``i`` spanning
@@ -20,12 +21,12 @@ box, in mm, of those voxels' extent - voxel edges, not centres).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 import numpy as np
 import torch
 from scipy import ndimage
 
+from medseg.artifacts import InstanceRecord, InstancesFile
 from medseg.inference.instances import InstanceMap, instance_settings, predict_instances
 from medseg.inference.prediction import Ensemble, Prediction, prepare
 from medseg.io.atomic import jsonable, write_json_atomic
@@ -41,8 +42,6 @@ __all__ = [
     "predict_instance_case",
     "write_instances",
 ]
-
-INSTANCES_SCHEMA_VERSION = 1
 
 
 def predict_instance_case(
@@ -97,8 +96,8 @@ def keep_instances(found: InstanceMap, min_voxels: float) -> InstanceMap:
 
 def instance_records(
     found: InstanceMap, volume: Volume, *, label_names: Mapping[str, str]
-) -> list[dict[str, Any]]:
-    """One JSON-ready record per instance of a source-grid map (see the module docstring)."""
+) -> list[InstanceRecord]:
+    """One record per instance of a source-grid map (see the module docstring)."""
     records = []
     bounds = ndimage.find_objects(found.instance_map)
     for index, (label, score) in enumerate(zip(found.labels, found.scores, strict=True)):
@@ -109,16 +108,16 @@ def instance_records(
         lo = [s.start for s in slices]
         hi = [s.stop for s in slices]
         records.append(
-            {
-                "instance_id": index + 1,
-                "label": int(label),
-                "label_name": label_names.get(str(label), str(label)),
-                "score": round(float(score), 6),
-                "n_voxels": n_voxels,
-                "volume_mm3": n_voxels * volume.voxel_volume_mm3,
-                "box_voxel": [*lo, *hi],
-                "box_lps_mm": box_lps_mm(volume, lo, hi),
-            }
+            InstanceRecord(
+                instance_id=index + 1,
+                label=int(label),
+                label_name=label_names.get(str(label), str(label)),
+                score=round(float(score), 6),
+                n_voxels=n_voxels,
+                volume_mm3=n_voxels * volume.voxel_volume_mm3,
+                box_voxel=[*lo, *hi],
+                box_lps_mm=box_lps_mm(volume, lo, hi),
+            )
         )
     return records
 
@@ -144,5 +143,5 @@ def write_instances(prediction: Prediction, map_path: PathLike, json_path: PathL
     if prediction.instance_map is None:
         raise ValueError("the prediction has no instance map")
     write_nifti(prediction.instance_map, map_path, dtype=np.int32)
-    payload = {"schema_version": INSTANCES_SCHEMA_VERSION, "instances": prediction.instances}
-    write_json_atomic(json_path, jsonable(payload))
+    payload = InstancesFile(instances=prediction.instances)
+    write_json_atomic(json_path, jsonable(payload.model_dump(mode="json")))

@@ -20,6 +20,7 @@ import torch
 from monai.transforms import Compose, Invertd
 from torch import nn
 
+from medseg.artifacts import InstanceRecord
 from medseg.config.schema import ResolvedWorkflow
 from medseg.inference.windows import plain_tensor
 from medseg.io.volume import Volume
@@ -53,14 +54,14 @@ class Prediction:
     Attributes:
         labels: the label map (source shape and affine).
         seconds: wall time of the whole prediction, reading excluded.
-        instances: Mask R-CNN runs: one record per id of ``instance_map`` (see
-            :mod:`medseg.inference.instance_outputs`).
+        instances: Mask R-CNN runs: one :class:`~medseg.artifacts.InstanceRecord` per id of
+            ``instance_map``.
         instance_map: Mask R-CNN runs: instance ids (0 background) on the source grid.
     """
 
     labels: Volume
     seconds: float = 0.0
-    instances: list[dict[str, Any]] = field(default_factory=list)
+    instances: list[InstanceRecord] = field(default_factory=list)
     instance_map: Volume | None = None
 
 

@@ -15,6 +15,7 @@ from medseg.inference import batch
 from medseg.inference.batch import BatchOptions, predict_cases
 from medseg.inference.cases import cases_from_inputs
 from medseg.io.atomic import PARTIAL_TAG
+from tests.helpers import validate_prediction_folder
 
 
 def _inputs(tmp_path: Path, synth_dir: Callable[..., Path]) -> Path:
@@ -36,6 +37,7 @@ def test_corrupt_case_is_reported_and_others_finish(
         app, ["--no-progress", "predict", str(trained_run), str(scans), "-o", str(out)]
     )
     assert result.exit_code == 1, result.output
+    validate_prediction_folder(out)
     report = json.loads((out / "run_report.json").read_text())
     failed = [c for c in report["cases"] if c["status"] == "failed"]
     assert (
@@ -84,7 +86,7 @@ def test_interrupted_run_resumes_without_recomputing(
     results = list(predict_cases(predictor, cases, out, BatchOptions()))
     assert sorted(calls) == sorted(c.case_id for c in cases if c.case_id not in first_two)
     assert {r.case_id: r.status for r in results if r.case_id in first_two} == dict.fromkeys(
-        first_two, "skipped"
+        first_two, "reused"
     )
     calls.clear()
     list(predict_cases(predictor, cases, out, BatchOptions(overwrite=True)))
