@@ -25,7 +25,7 @@ import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal, TypeAlias, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -36,6 +36,7 @@ __all__ = [
     "CaseMetricsRow",
     "CaseResult",
     "CheckpointRecord",
+    "ClassMetrics",
     "EvalStatus",
     "InstanceRecord",
     "InstancesFile",
@@ -66,6 +67,22 @@ def _first_error(err: ValidationError) -> str:
     e = err.errors()[0]
     where = ".".join(str(p) for p in e["loc"]) or "(top level)"
     return f"{where}: {e['msg']}"
+
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def _read_json(
+    path: PathLike, model: type[Model], unreadable: str, invalid: str, hint: str
+) -> Model:
+    """Parse a JSON artifact with its schema; a :class:`DataError` names the file and problem."""
+    location = Path(path)
+    try:
+        return model.model_validate(json.loads(location.read_text(encoding="utf-8")))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DataError(f"{unreadable}: {err}", path=location) from err
+    except ValidationError as err:
+        raise DataError(f"{invalid}: {_first_error(err)}", path=location, hint=hint) from err
 
 
 # ---------------------------------------------------------------- run_report.json
@@ -158,17 +175,10 @@ def read_run_report(path: PathLike) -> RunReport:
     Raises:
         DataError: unreadable, not JSON, or not a run report (the first problem named).
     """
-    location = Path(path)
-    try:
-        return RunReport.model_validate(json.loads(location.read_text(encoding="utf-8")))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise DataError(f"unreadable {RUN_REPORT}: {err}", path=location) from err
-    except ValidationError as err:
-        raise DataError(
-            f"not a medseg run report: {_first_error(err)}",
-            path=location,
-            hint="it should be the run_report.json written by medseg predict",
-        ) from err
+    return _read_json(
+        path, RunReport, f"unreadable {RUN_REPORT}", "not a medseg run report",
+        hint="it should be the run_report.json written by medseg predict",
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------- <case_id>.json (instances)
@@ -210,17 +220,10 @@ def read_instances_file(path: PathLike) -> InstancesFile:
     Raises:
         DataError: unreadable, not JSON, or not an instance list.
     """
-    location = Path(path)
-    try:
-        return InstancesFile.model_validate(json.loads(location.read_text(encoding="utf-8")))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise DataError(f"unreadable instance list: {err}", path=location) from err
-    except ValidationError as err:
-        raise DataError(
-            f"invalid instance list: {_first_error(err)}",
-            path=location,
-            hint='expected {"instances": [{"instance_id": 1, "label": 2, "score": 0.9}, ...]}',
-        ) from err
+    return _read_json(
+        path, InstancesFile, "unreadable instance list", "invalid instance list",
+        hint='expected {"instances": [{"instance_id": 1, "label": 2, "score": 0.9}, ...]}',
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------- evaluation CSVs
@@ -246,13 +249,20 @@ class _CsvRow(_Artifact):
         return self.model_dump(by_alias=True)
 
 
-class CaseMetricsRow(_CsvRow):
-    """A row of ``case_metrics.csv``: one case and class (metrics of
-    :class:`medseg.evaluation.metrics.ClassMetrics`; lesion columns only for lesion classes)."""
+class ClassMetrics(_CsvRow):
+    """All metrics of one class in one case (definitions in :mod:`medseg.evaluation.metrics`),
+    the metric columns of ``case_metrics.csv``.
 
-    case_id: str
-    label: int
-    class_name: str = Field(alias="class")
+    Attributes:
+        dice, iou, precision, recall: voxel overlap, in [0, 1].
+        volume_pred_mm3, volume_ref_mm3: mask volumes; ``volume_diff_mm3`` = pred - ref.
+        hd_mm, hd95_mm, assd_mm: surface distances; NaN if one mask is empty or not computed.
+        nsd: normalised surface distance at the tolerance used.
+        empty_pred, empty_ref: which masks are empty.
+    """
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
     dice: float
     iou: float
     precision: float
@@ -266,6 +276,24 @@ class CaseMetricsRow(_CsvRow):
     nsd: float
     empty_pred: bool
     empty_ref: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """Field name -> value."""
+        return self.model_dump()
+
+
+class _CaseClass(_CsvRow):
+    """The first columns of both evaluation CSVs: the case and the class (value and name)."""
+
+    case_id: str
+    label: int
+    class_name: str = Field(alias="class")
+
+
+class CaseMetricsRow(ClassMetrics, _CaseClass):
+    """A row of ``case_metrics.csv``: one case and class, its :class:`ClassMetrics` and, for
+    lesion classes, the lesion counts and scores (empty for other classes)."""
+
     n_ref_lesions: int | None = None
     n_pred_lesions: int | None = None
     lesion_tp: int | None = None
@@ -277,6 +305,12 @@ class CaseMetricsRow(_CsvRow):
     lesion_dice: float | None = None
     lesion_pq: float | None = None
 
+    @classmethod
+    def columns(cls) -> tuple[str, ...]:
+        """The CSV header: the case and class first, then the metrics."""
+        first = ("case_id", "label", "class")
+        return (*first, *(c for c in super().columns() if c not in first))
+
     def metrics(self) -> dict[str, float]:
         """The numeric metrics present (label, flags and not-applicable cells left out)."""
         skip = {"case_id", "label", "class_name", "empty_pred", "empty_ref"}
@@ -284,12 +318,9 @@ class CaseMetricsRow(_CsvRow):
         return {k: float(v) for k, v in values.items() if v is not None}
 
 
-class LesionRow(_CsvRow):
+class LesionRow(_CaseClass):
     """A row of ``lesions.csv``: one matched (TP), missed (FN) or false (FP) lesion."""
 
-    case_id: str
-    label: int
-    class_name: str = Field(alias="class")
     status: LesionStatus
     ref_lesion_id: int | None = None
     pred_lesion_id: int | None = None

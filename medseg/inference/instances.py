@@ -73,15 +73,12 @@ def instance_settings(resolved: ResolvedWorkflow) -> InstanceSettings:
     """Settings from a resolved ``task.kind: instance`` workflow."""
     from medseg.models.maskrcnn.builder import class_to_label
 
-    window = list(resolved.patch_size)
-    if resolved.spatial_dims == 2:
-        window.insert(resolved.slice_axis, 1)
     return InstanceSettings(
-        window=tuple(window),  # type: ignore[arg-type]
+        window=resolved.volume_patch,
         spatial_dims=resolved.spatial_dims,
         slice_axis=resolved.slice_axis,
         overlap=resolved.infer.overlap,
-        sw_batch_size=int(resolved.infer.sw_batch_size),
+        sw_batch_size=resolved.infer.sw_batch_size,
         class_labels=class_to_label(resolved),
         instances=resolved.instances,
     )

@@ -17,7 +17,7 @@ __all__ = ["flip_sets", "tta_axes", "tta_volume_axes"]
 
 def tta_volume_axes(resolved: ResolvedWorkflow) -> list[int]:
     """Volume axes to flip for test-time augmentation (the training flip axes, mapped)."""
-    axes: list[int] = list(resolved.train.augmentation.flip_axes)  # type: ignore[arg-type]
+    axes = list(resolved.train.augmentation.flip_axes)
     if resolved.spatial_dims == 3:
         return axes
     in_plane = [a for a in range(3) if a != resolved.slice_axis]

@@ -66,17 +66,14 @@ def plain_tensor(tensor: torch.Tensor) -> torch.Tensor:
 
 def window_settings(resolved: ResolvedWorkflow, **overrides: object) -> WindowSettings:
     """Settings from a resolved workflow's ``infer`` section (keyword overrides win)."""
-    patch = list(resolved.patch_size)
-    if resolved.spatial_dims == 2:
-        patch.insert(resolved.slice_axis, 1)
     infer = resolved.infer
     values: dict[str, object] = {
-        "window": tuple(patch),
+        "window": resolved.volume_patch,
         "spatial_dims": resolved.spatial_dims,
         "slice_axis": resolved.slice_axis,
         "overlap": infer.overlap,
         "blend": infer.blend,
-        "sw_batch_size": int(infer.sw_batch_size),
+        "sw_batch_size": infer.sw_batch_size,
         "crop_foreground": infer.crop_foreground,
         "foreground_rule": "above_min"
         if resolved.preprocess.intensity.scheme in ("ct", "ct_window")

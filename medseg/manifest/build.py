@@ -347,6 +347,43 @@ def discover_candidates(
     return candidates, summary
 
 
+def _patient_regex(patient_pattern: str | None) -> re.Pattern[str] | None:
+    """``--patient-pattern`` compiled; it must have a ``(?P<patient>...)`` group."""
+    try:
+        pattern = re.compile(patient_pattern) if patient_pattern else None
+    except re.error as err:
+        raise ConfigError(f"invalid --patient-pattern: {err}") from err
+    if pattern is not None and "patient" not in pattern.groupindex:
+        raise ConfigError("--patient-pattern needs a named group (?P<patient>...)")
+    return pattern
+
+
+def _scan(
+    root: Path,
+    labels_path: Path | None,
+    pairs_csv: PathLike | None,
+    pattern: re.Pattern[str] | None,
+    summary: BuildSummary,
+) -> tuple[list[Candidate], dict[str, Path]]:
+    """The scans (from the pairs CSV, or discovered) and their label maps by case id.
+
+    Raises:
+        DataError: no usable scan.
+    """
+    if pairs_csv is not None:
+        candidates, labels = read_pairs(Path(pairs_csv), root, summary.skipped)
+    else:
+        candidates, _ = discover_candidates(
+            root, labels_dir=labels_path, pattern=pattern, summary=summary
+        )
+        labels = _match_labels(candidates, labels_path, summary.skipped) if labels_path else {}
+    if not candidates:
+        raise DataError(
+            "no usable scans found", path=root, hint="see the skipped files listed above"
+        )
+    return candidates, labels
+
+
 def build_manifest(
     scan_dir: PathLike,
     output: PathLike,
@@ -387,24 +424,10 @@ def build_manifest(
     labels_path = None if labels_dir is None else Path(labels_dir).resolve()
     if labels_path is not None and pairs_csv is not None:
         raise ConfigError("give either --labels or --pairs, not both")
-    try:
-        pattern = re.compile(patient_pattern) if patient_pattern else None
-    except re.error as err:
-        raise ConfigError(f"invalid --patient-pattern: {err}") from err
-    if pattern is not None and "patient" not in pattern.groupindex:
-        raise ConfigError("--patient-pattern needs a named group (?P<patient>...)")
     summary = BuildSummary()
-    if pairs_csv is not None:
-        candidates, labels = read_pairs(Path(pairs_csv), root, summary.skipped)
-    else:
-        candidates, _ = discover_candidates(
-            root, labels_dir=labels_path, pattern=pattern, summary=summary
-        )
-        labels = _match_labels(candidates, labels_path, summary.skipped) if labels_path else {}
-    if not candidates:
-        raise DataError(
-            "no usable scans found", path=root, hint="see the skipped files listed above"
-        )
+    candidates, labels = _scan(
+        root, labels_path, pairs_csv, _patient_regex(patient_pattern), summary
+    )
     names, lesions = _label_names(labels_path, label_names, lesion_labels)
     if len(names) == 1 and labels:
         names = _infer_label_names(labels.values())

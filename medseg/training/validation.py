@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from medseg.config.schema import ResolvedWorkflow, SelectionMetric
+from medseg.errors import DataError
 from medseg.evaluation import EvaluationOptions, evaluate_arrays
 from medseg.inference.postprocess import postprocess
 from medseg.inference.windows import (
@@ -30,8 +31,10 @@ from medseg.inference.windows import (
     predict_probabilities,
     window_settings,
 )
+from medseg.io.geometry import spacing_from_affine
 from medseg.models.runtime import autocast
 from medseg.transforms.pipelines import IMAGE, LABEL
+from medseg.types import Spacing
 
 
 @dataclass
@@ -81,10 +84,21 @@ class ScorePool:
         return 2 * self.tp / denom if denom > 0 else float("nan")
 
 
-def voxel_spacing(tensor: Any) -> tuple[float, float, float]:
-    """Voxel spacing (mm) of a preprocessed MetaTensor; 1 mm where it carries no affine."""
-    pixdim = getattr(tensor, "pixdim", None)
-    return tuple(float(s) for s in pixdim) if pixdim is not None else (1.0, 1.0, 1.0)  # type: ignore[return-value]
+def voxel_spacing(tensor: Any) -> Spacing:
+    """Voxel spacing (mm) of a preprocessed image, from its affine (a MetaTensor's).
+
+    Raises:
+        DataError: the image carries no 4x4 affine (a plain tensor); distances and volumes
+            would otherwise silently assume 1 mm voxels.
+    """
+    affine = getattr(tensor, "affine", None)
+    matrix = None if affine is None else np.asarray(torch.as_tensor(affine).detach().cpu())
+    if matrix is None or matrix.shape != (4, 4) or not np.all(np.isfinite(matrix)):
+        raise DataError(
+            "a validation image carries no voxel-to-world affine, so its spacing is unknown",
+            hint="validation items must come from the preprocessing pipeline (MetaTensors)",
+        )
+    return spacing_from_affine(matrix)
 
 
 @torch.no_grad()
