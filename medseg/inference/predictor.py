@@ -89,11 +89,19 @@ class Predictor:
         self.ensemble = Ensemble(resolved, tuple(models), device)
         self.checkpoints = list(checkpoints)
         self.run_dir = run_dir
-        self.label_names = {int(k): v for k, v in resolved.plan.labels.items()}
 
     @property
     def resolved(self) -> ResolvedWorkflow:
         return self.ensemble.resolved
+
+    @resolved.setter
+    def resolved(self, value: ResolvedWorkflow) -> None:
+        self.ensemble = replace(self.ensemble, resolved=value)
+
+    @property
+    def label_names(self) -> dict[int, str]:
+        """Label value -> class name."""
+        return {int(k): v for k, v in self.resolved.plan.labels.items()}
 
     @property
     def models(self) -> list[nn.Module]:

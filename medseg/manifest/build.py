@@ -1,7 +1,9 @@
 """``build_manifest``: a clinical scan folder -> a manifest (cases, labels, folds, issues).
 
-Discovery: DICOM series (headers only, with series QC), NIfTI, NRRD/MHA files and PNG/TIFF stacks
-(folders with ``spacing.json``). NIfTI files may carry a BIDS-style JSON sidecar
+Discovery: DICOM series (headers only, with series QC), NIfTI, NRRD/MHA files, PNG/TIFF stacks
+(folders with ``spacing.json``) and vendor OCT exports (HEYEX VOL files and XML folders, see
+:mod:`medseg.manifest.vendor`; their per-B-scan mask folders in ``--labels`` become NIfTI labels).
+NIfTI files may carry a BIDS-style JSON sidecar
 (``<name>.json`` with ``patient_id``, ``study_date``, ``laterality``, ``modality``). Labels come
 from ``--labels DIR`` (matched by the rules in :mod:`medseg.manifest.naming`, label names from an
 optional ``labels.json`` there) or from an explicit pairs CSV. Nothing is fatal per file: unusable
@@ -27,7 +29,7 @@ from medseg.io.nifti import is_nifti
 from medseg.io.qc import Issue
 from medseg.io.read import DicomSeriesRef
 from medseg.io.sitk_io import is_sitk_file
-from medseg.manifest import naming
+from medseg.manifest import naming, vendor
 from medseg.manifest.pairs import read_pairs
 from medseg.manifest.pseudonym import pseudonym, pseudonymous_case_id
 from medseg.manifest.schema import Case, Manifest, SkippedItem
@@ -64,6 +66,12 @@ class BuildSummary:
     labelled: int = 0
     files_seen: int = 0
     skipped: list[SkippedItem] = field(default_factory=list)
+
+    def count(self, cases: Sequence[Case]) -> None:
+        """Fill the patient, study, case and labelled counts from the final cases."""
+        self.patients = len({c.patient_id for c in cases})
+        self.studies = len({(c.patient_id, c.study_date) for c in cases})
+        self.cases, self.labelled = len(cases), sum(1 for c in cases if c.label)
 
     @property
     def skipped_reasons(self) -> Counter[str]:
@@ -343,7 +351,10 @@ def discover_candidates(
         summary.skipped.append(SkippedItem(path=str(path), reason=f"unreadable DICOM: {reason}"))
     others = [p for p in discovery.non_dicom if not _under(p, labels_dir)]
     candidates = _series_candidates([s for s in series if s.usable])
+    vendor_sources, others = vendor.split_vendor_files(others, summary.skipped)
     candidates += _other_candidates(others, pattern, summary.skipped)
+    taken = {c.case_id for c in candidates}
+    candidates += vendor.vendor_candidates(vendor_sources, pattern, summary.skipped, taken)
     return candidates, summary
 
 
@@ -364,8 +375,10 @@ def _scan(
     pairs_csv: PathLike | None,
     pattern: re.Pattern[str] | None,
     summary: BuildSummary,
+    masks_dir: Path,
 ) -> tuple[list[Candidate], dict[str, Path]]:
-    """The scans (from the pairs CSV, or discovered) and their label maps by case id.
+    """The scans (from the pairs CSV, or discovered) and their label maps by case id
+    (per-B-scan vendor masks become NIfTI label maps in ``masks_dir``).
 
     Raises:
         DataError: no usable scan.
@@ -377,6 +390,10 @@ def _scan(
             root, labels_dir=labels_path, pattern=pattern, summary=summary
         )
         labels = _match_labels(candidates, labels_path, summary.skipped) if labels_path else {}
+        if labels_path is not None:
+            labels |= vendor.vendor_mask_labels(
+                candidates, labels_path, labels, masks_dir, summary.skipped
+            )
     if not candidates:
         raise DataError(
             "no usable scans found", path=root, hint="see the skipped files listed above"
@@ -425,8 +442,9 @@ def build_manifest(
     if labels_path is not None and pairs_csv is not None:
         raise ConfigError("give either --labels or --pairs, not both")
     summary = BuildSummary()
+    masks_dir = Path(output).resolve().parent / f"{Path(output).stem}_labels"
     candidates, labels = _scan(
-        root, labels_path, pairs_csv, _patient_regex(patient_pattern), summary
+        root, labels_path, pairs_csv, _patient_regex(patient_pattern), summary, masks_dir
     )
     names, lesions = _label_names(labels_path, label_names, lesion_labels)
     if len(names) == 1 and labels:
@@ -448,9 +466,7 @@ def build_manifest(
         cases=cases,
         skipped=summary.skipped,
     )
-    summary.patients = len({c.patient_id for c in cases})
-    summary.studies = len({(c.patient_id, c.study_date) for c in cases})
-    summary.cases, summary.labelled = len(cases), sum(1 for c in cases if c.label)
+    summary.count(cases)
     logger.info(
         "manifest %s: %d cases (%d labelled), %d skipped",
         manifest.name,
