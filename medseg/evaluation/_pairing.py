@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from medseg.artifacts import RUN_REPORT, read_instances_file, read_run_report
 from medseg.errors import ConfigError, DataError, GeometryError
 from medseg.evaluation.evaluate import PredictedInstances
 from medseg.io.grid import onto_grid
@@ -55,14 +56,15 @@ def _json_object(path: Path) -> dict[str, Any] | None:
 
 
 def _run_report_labels(pred_dir: Path) -> dict[int, str] | None:
-    path = pred_dir / "run_report.json"
-    try:
-        labels = (_json_object(path) or {}).get("labels")
-        if labels is None:
-            return None
-        return {int(k): str(v) for k, v in labels.items() if int(k) != 0}
-    except (ValueError, AttributeError, TypeError) as err:
-        raise DataError(f"unreadable labels in run_report.json: {err}", path=path) from err
+    """Foreground label names of the folder's ``run_report.json`` (None: no report or names).
+
+    Raises:
+        DataError: the report is not a run report (:func:`~medseg.artifacts.read_run_report`).
+    """
+    path = pred_dir / RUN_REPORT
+    if not path.is_file():
+        return None
+    return read_run_report(path).label_names(foreground_only=True) or None
 
 
 def _dataset_json_labels(folder: Path) -> dict[int, str] | None:
@@ -168,17 +170,11 @@ def read_instances(
     if not (map_path.is_file() and info_path.is_file()):
         return None
     try:
-        info = json.loads(info_path.read_text(encoding="utf-8"))
-        items = info["instances"]
-        labels = {int(i["instance_id"]): int(i["label"]) for i in items}
-        scores = {int(i["instance_id"]): float(i.get("score", 1.0)) for i in items}
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise DataError(
-            f"invalid instance list: {err}",
-            path=info_path,
-            case_id=case_id,
-            hint='expected {"instances": [{"instance_id": 1, "label": 2, "score": 0.9}, ...]}',
-        ) from err
+        items = read_instances_file(info_path).instances
+    except DataError as err:
+        raise DataError(err.message, path=info_path, case_id=case_id, hint=err.hint) from err
+    labels = {i.instance_id: i.label for i in items}
+    scores = {i.instance_id: i.score for i in items}
     try:
         volume = onto_grid(
             read_volume(map_path), ref.affine, ref.shape, atol_mm=atol_mm, what="instance map"
