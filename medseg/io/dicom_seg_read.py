@@ -104,8 +104,8 @@ def read_dicom_seg(path: PathLike, *, label_names: Mapping[int, str] | None = No
         label_names: ``{value: name}`` used to map segments by name (see :mod:`.segments`).
 
     Returns:
-        :class:`Volume` ``(X, Y, Z)`` = (column, row, slice) uint16 with its RAS affine (mm);
-        ``meta["segments"]`` lists ``{"name", "label"}`` per mapped segment.
+        :class:`Volume`: integer label map ``(X, Y, Z)`` = (column, row, slice) with its RAS
+        affine (mm); ``meta["segments"]`` lists ``{"name", "label"}`` per mapped segment.
 
     Raises:
         DataError: unreadable object, irregular frame geometry, slide coordinates.

@@ -56,8 +56,9 @@ def read_slicer_segmentation(
         label_names: ``{value: name}`` used to map segments by name (see :mod:`.segments`).
 
     Returns:
-        :class:`Volume` ``(X, Y, Z)`` uint16 with its RAS affine; ``meta["segments"]`` lists
-        ``{"name", "label"}`` per mapped segment, ``meta["overlap_voxels"]`` the overlap count.
+        :class:`Volume`: integer label map ``(X, Y, Z)`` with its RAS affine (mm);
+        ``meta["segments"]`` lists ``{"name", "label"}`` per mapped segment,
+        ``meta["overlap_voxels"]`` the overlap count.
 
     Raises:
         DataError: unreadable file, no segments, or an array that is not 3D/4D.

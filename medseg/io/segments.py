@@ -24,6 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from medseg.labelmaps import label_dtype
+
 logger = logging.getLogger(__name__)
 
 
@@ -73,7 +75,7 @@ def segment_label_values(
 
 def combine_segment_masks(
     masks: Iterable[tuple[int, npt.NDArray[np.bool_]]], shape: tuple[int, ...]
-) -> tuple[npt.NDArray[np.uint16], int]:
+) -> tuple[npt.NDArray[np.integer], int]:
     """One label map from ``(label value, mask)`` pairs; overlaps take the highest value.
 
     Args:
@@ -81,11 +83,13 @@ def combine_segment_masks(
         shape: array shape of every mask.
 
     Returns:
-        The label map (uint16) and the number of voxels claimed by more than one segment.
+        The label map (dtype by :func:`medseg.labelmaps.label_dtype`) and the number of voxels
+        claimed by more than one segment.
     """
-    labels = np.zeros(shape, dtype=np.uint16)
-    claimed = np.zeros(shape, dtype=np.uint8)
-    for value, mask in sorted(masks, key=lambda item: item[0]):
+    ordered = sorted(masks, key=lambda item: item[0])
+    labels = np.zeros(shape, dtype=label_dtype(max((v for v, _ in ordered), default=0)))
+    claimed = np.zeros(shape, dtype=np.uint16)
+    for value, mask in ordered:
         claimed += mask.astype(np.uint8)
         labels[mask] = value
     overlap = int(np.count_nonzero(claimed > 1))
