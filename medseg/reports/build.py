@@ -8,11 +8,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 
-import numpy as np
-
 from medseg.errors import GeometryError
 from medseg.io.geometry import affines_close
 from medseg.io.volume import Volume
+from medseg.labelmaps import label_values
 from medseg.reports.enface import enface_frame
 from medseg.reports.localizer import vendor_fovea
 from medseg.reports.longitudinal import change_table, study_order_key
@@ -24,6 +23,7 @@ from medseg.reports.schema import (
     Provenance,
     StudyReport,
 )
+from medseg.reports.statistics import label_statistics
 
 logger = logging.getLogger(__name__)
 
@@ -43,15 +43,7 @@ def default_lesion_labels(labels: Volume, names: Mapping[int, str]) -> list[int]
 
 def present_labels(labels: Volume) -> list[int]:
     """Sorted label values occurring in a label map."""
-    array = labels.array
-    if (
-        np.issubdtype(array.dtype, np.integer)
-        and array.size
-        and array.min() >= 0
-        and array.max() < 2**16
-    ):
-        return [int(v) for v in np.flatnonzero(np.bincount(array.ravel()))]
-    return [int(v) for v in np.unique(array)]
+    return label_values(labels.array)
 
 
 def _usable_image(image: Volume | None, labels: Volume, study: StudyReport) -> Volume | None:
@@ -105,7 +97,8 @@ def measure_study(
         instance_info: instance id -> class and score from the instance JSON.
 
     Returns:
-        A copy of ``study`` with ``lesions``, ``totals``, ``oct`` (OCT only), shape and spacing.
+        A copy of ``study`` with ``lesions``, ``totals``, ``statistics`` (every label), ``oct``
+        (OCT only), shape and spacing.
 
     Raises:
         GeometryError: the instance map is not on the label map's grid.
@@ -125,7 +118,9 @@ def measure_study(
     )  # fmt: skip
     out.totals = class_totals(out.lesions, lesion_labels=values, label_names=label_names,
                               nanolitres=oct_study)  # fmt: skip
+    out.statistics = label_statistics(labels, label_names, image)
     out.shape, out.spacing_mm = labels.shape, labels.spacing
+    out.voxel_volume_mm3 = labels.voxel_volume_mm3
     out.image_used = image is not None
     if oct_study:
         _add_oct(out, labels, image, OCTClasses.from_names(label_names, values))

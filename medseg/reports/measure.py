@@ -20,7 +20,7 @@ from scipy import ndimage
 from medseg.io.volume import Volume
 from medseg.labelmaps import label_components
 from medseg.reports.diameters import inplane_axes, longest_diameter
-from medseg.reports.schema import ClassTotal, LesionRecord
+from medseg.reports.schema import ClassTotal, LesionRecord, Vec3
 
 logger = logging.getLogger(__name__)
 
@@ -97,17 +97,19 @@ def _instance_components(
         yield value, n, slices, mask
 
 
-def _box_lps(
+def box_lps(
     volume: Volume, lo: npt.NDArray[np.int64], hi: npt.NDArray[np.int64]
-) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Axis-aligned LPS box (min, max) of the 8 corner voxel centres of a voxel box."""
+) -> tuple[Vec3, Vec3]:
+    """Axis-aligned LPS box (min, max) of the 8 corner voxel centres of the voxel box
+    ``lo..hi`` (inclusive voxel indices)."""
     bounds = (lo, hi)
     corners = np.array([[bounds[b][a] for a, b in enumerate(bits)] for bits in np.ndindex(2, 2, 2)])
     lps = volume.voxel_to_lps(corners.astype(float))
-    return tuple(map(float, lps.min(axis=0))), tuple(map(float, lps.max(axis=0)))
+    return vec3(lps.min(axis=0)), vec3(lps.max(axis=0))
 
 
-def _vec(values: npt.ArrayLike) -> tuple[float, float, float]:
+def vec3(values: npt.ArrayLike) -> Vec3:
+    """Three floats from an array-like of length 3."""
     return tuple(float(v) for v in np.asarray(values, dtype=float))  # type: ignore[return-value]
 
 
@@ -126,7 +128,7 @@ def _measure_one(
     volume_mm3 = n_voxels * labels.voxel_volume_mm3
     centroid = coords.mean(axis=0) + offset
     lo, hi = coords.min(axis=0) + offset, coords.max(axis=0) + offset
-    box_min, box_max = _box_lps(labels, lo, hi)
+    box_min, box_max = box_lps(labels, lo, hi)
     axes = inplane_axes(mask, linear)
     out: dict[str, object] = {
         "n_voxels": n_voxels,
@@ -136,10 +138,10 @@ def _measure_one(
         "inplane_long_mm": axes.long_mm,
         "inplane_short_mm": axes.short_mm,
         "inplane_slice": int(axes.slice_index + offset[2]),
-        "long_axis_voxel": tuple(_vec(p + offset) for p in axes.long_ends),
-        "short_axis_voxel": tuple(_vec(p + offset) for p in axes.short_ends),
-        "centroid_voxel": _vec(centroid),
-        "centroid_lps_mm": _vec(labels.voxel_to_lps(centroid)),
+        "long_axis_voxel": tuple(vec3(p + offset) for p in axes.long_ends),
+        "short_axis_voxel": tuple(vec3(p + offset) for p in axes.short_ends),
+        "centroid_voxel": vec3(centroid),
+        "centroid_lps_mm": vec3(labels.voxel_to_lps(centroid)),
         "bbox_voxel_min": tuple(int(v) for v in lo),
         "bbox_voxel_max": tuple(int(v) for v in hi),
         "bbox_lps_min_mm": box_min,

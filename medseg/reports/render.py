@@ -18,10 +18,17 @@ from medseg.io.atomic import write_text_atomic
 from medseg.reports.charts import trend_figure
 from medseg.reports.figures import FigureImage
 from medseg.reports.measure import NL_PER_MM3
-from medseg.reports.schema import LesionRecord, PatientReport, StudyReport
+from medseg.reports.schema import (
+    LesionRecord,
+    PatientReport,
+    StatisticsFile,
+    StudyReport,
+    StudyStatistics,
+)
 from medseg.types import PathLike
 
 COHORT_CSV = "cohort.csv"
+STATISTICS_JSON = "statistics.json"
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -97,6 +104,7 @@ def cohort_rows(report: PatientReport) -> list[dict[str, Any]]:
             row[f"{total.label_name}_volume_mm3"] = total.volume_mm3
             if total.volume_nl is not None:
                 row[f"{total.label_name}_volume_nl"] = total.volume_nl
+        row |= statistics_columns(study)
         if study.oct is not None:
             row["fovea_method"] = study.oct.fovea.method
             row["central_subfield_thickness_um"] = study.oct.central_subfield_thickness_um
@@ -104,6 +112,37 @@ def cohort_rows(report: PatientReport) -> list[dict[str, Any]]:
         row["error"] = study.error
         rows.append(row)
     return rows
+
+
+def statistics_columns(study: StudyReport) -> dict[str, Any]:
+    """Cohort columns of a study's label statistics: ``stats.<label>.volume_mm3``, ``.voxels``
+    and, when the image was used, ``.mean_intensity`` (every label, an organ included)."""
+    row: dict[str, Any] = {}
+    for stats in study.statistics:
+        prefix = f"stats.{stats.label_name}"
+        row[f"{prefix}.volume_mm3"] = stats.volume_mm3
+        row[f"{prefix}.voxels"] = stats.voxel_count
+        if study.image_used:
+            row[f"{prefix}.mean_intensity"] = stats.mean_intensity
+    return row
+
+
+def statistics_of(report: PatientReport) -> StatisticsFile:
+    """``statistics.json`` of a patient: the label statistics of every measured study."""
+    studies = [
+        StudyStatistics(
+            case_id=s.case_id,
+            study_date=s.study_date,
+            laterality=s.laterality,
+            modality=s.modality,
+            image_used=s.image_used,
+            labels=s.statistics,
+            voxel_volume_mm3=s.voxel_volume_mm3,
+        )
+        for s in report.studies
+        if s.status == "done"
+    ]
+    return StatisticsFile(patient_id=report.patient_id, studies=studies)
 
 
 def _fmt(value: Any, digits: int = 1) -> str:
@@ -169,7 +208,8 @@ def write_patient_report(
     *,
     folder_name: str | None = None,
 ) -> Path:
-    """Write ``<out_dir>/<patient>/report.json``, ``lesions.csv`` and ``report.html``.
+    """Write ``<out_dir>/<patient>/report.json``, ``lesions.csv``, ``statistics.json`` and
+    ``report.html``.
 
     Args:
         report: the patient report.
@@ -186,6 +226,8 @@ def write_patient_report(
     rows = [lesion_row(s, les) for s in report.studies for les in s.lesions]
     columns = list(lesion_row(StudyReport(case_id=""), _EMPTY_LESION)) if not rows else None
     write_text_atomic(folder / "lesions.csv", csv_text(rows, columns))
+    statistics = statistics_of(report).model_dump_json(indent=2)
+    write_text_atomic(folder / STATISTICS_JSON, statistics + "\n")
     html = render_html(report, figures or {}, trend=trend_figure(report))
     write_text_atomic(folder / "report.html", html)
     return folder

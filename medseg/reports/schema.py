@@ -78,6 +78,24 @@ class ClassTotal(_Model):
     volume_nl: float | None = None
 
 
+class LabelStatistics(_Model):
+    """One whole label of a study (every voxel of the class, not one lesion)."""
+
+    label: int
+    label_name: str
+    voxel_count: int = Field(ge=0)
+    volume_mm3: float = Field(ge=0, description="voxel count x voxel volume")
+    mean_intensity: float | None = Field(default=None, description="source image values inside")
+    std_intensity: float | None = Field(default=None, description="population SD (ddof 0)")
+    min_intensity: float | None = None
+    max_intensity: float | None = None
+    centroid_lps_mm: Vec3 | None = Field(default=None, description="mean of the voxel centres")
+    bbox_lps_min_mm: Vec3 | None = Field(
+        default=None, description="axis-aligned box of the voxel centres in LPS"
+    )
+    bbox_lps_max_mm: Vec3 | None = None
+
+
 class Fovea(_Model):
     """Where the ETDRS grid is centred and how that point was found."""
 
@@ -141,9 +159,15 @@ class StudyReport(_Model):
     prediction_file: str | None = None
     shape: Idx3 | None = None
     spacing_mm: Vec3 | None = None
+    voxel_volume_mm3: float | None = Field(
+        default=None, description="|det| of the label map's affine (sheared grids included)"
+    )
     image_used: bool = False
     lesions: list[LesionRecord] = Field(default_factory=list)
     totals: list[ClassTotal] = Field(default_factory=list)
+    statistics: list[LabelStatistics] = Field(
+        default_factory=list, description="every foreground label, present or not"
+    )
     oct: OCTAnalysis | None = None
     metrics: dict[str, float | str | None] = Field(
         default_factory=dict, description="from the evaluation folder (--eval), when present"
@@ -215,3 +239,23 @@ class PatientReport(_Model):
     changes: list[ChangeRow] = Field(default_factory=list)
     provenance: Provenance
     warnings: list[str] = Field(default_factory=list)
+
+
+class StudyStatistics(_Model):
+    """The label statistics of one study in ``statistics.json``."""
+
+    case_id: str
+    study_date: str | None = None
+    laterality: Literal["OD", "OS"] | None = None
+    modality: str | None = None
+    voxel_volume_mm3: float | None = None
+    image_used: bool = Field(default=False, description="intensities measured on the source image")
+    labels: list[LabelStatistics]
+
+
+class StatisticsFile(_Model):
+    """``<patient_id>/statistics.json``: label statistics of every study of one patient."""
+
+    schema_version: Literal[1] = 1
+    patient_id: str
+    studies: list[StudyStatistics]

@@ -57,7 +57,12 @@ def test_every_case_done_and_files_written(oct_run: tuple) -> None:
     assert all(o.status == "done" for o in outcomes), outcomes
     for patient in truth.patients:
         folder = out / patient.patient_id
-        assert {p.name for p in folder.iterdir()} == {"report.json", "report.html", "lesions.csv"}
+        assert {p.name for p in folder.iterdir()} == {
+            "report.json",
+            "report.html",
+            "lesions.csv",
+            "statistics.json",
+        }
     assert not [p for p in out.rglob("*") if ".partial-" in p.name]
 
 
