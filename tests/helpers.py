@@ -47,3 +47,21 @@ def add_localizer(folder: Path, *, same_series: bool = True) -> Path:
     out = folder / "LOCALIZER.dcm"
     ds.save_as(out, enforce_file_format=True)
     return out
+
+
+def real_data_dir(name: str) -> Path | None:
+    """Folder of a real public data set re-obtained by ``benchmarks/get_real_data.py``, if any.
+
+    Looked for under ``$MEDSEG_REAL_DATA`` (or ``~/.cache/medseg/real_data``) and in
+    ``../shared/real_data/`` beside the checkout.
+    """
+    import os
+
+    roots = [
+        Path(os.environ.get("MEDSEG_REAL_DATA") or Path.home() / ".cache/medseg/real_data"),
+        Path(__file__).resolve().parents[1].parent / "shared" / "real_data",
+    ]
+    for root in roots:
+        if (root.expanduser() / name).is_dir():
+            return root.expanduser() / name
+    return None
