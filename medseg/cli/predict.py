@@ -26,8 +26,9 @@ def _results_table(results: Sequence[CaseResult]) -> Table:
     for column in ("case", "status", "seconds", "note"):
         table.add_column(column)
     for r in results:
-        style = {"done": "green", "skipped": "cyan", "failed": "red"}[r.status]
-        table.add_row(r.case_id, f"[{style}]{r.status}[/]", f"{r.seconds:.1f}", r.error or "")
+        style = {"done": "green", "skipped": "cyan", "partial": "yellow", "failed": "red"}[r.status]
+        note = "; ".join([r.error] if r.error else r.notes)
+        table.add_row(r.case_id, f"[{style}]{r.status}[/]", f"{r.seconds:.1f}", note)
     return table
 
 
@@ -85,6 +86,7 @@ def predict_command(
 ) -> None:
     """Segment every case; write <case_id>.nii.gz (+ .seg.dcm, .png) and run_report.json."""
     from medseg.inference.batch import (
+        STATUSES,
         BatchOptions,
         merge_rank_reports,
         predict_cases,
@@ -126,10 +128,10 @@ def predict_command(
         dist.destroy_process_group()
     if rank == 0:
         _console.out.print(_results_table(results))
-        counts = {s: sum(r.status == s for r in results) for s in ("done", "skipped", "failed")}
+        counts = {s: sum(r.status == s for r in results) for s in STATUSES}
         _console.out.print(
-            f"{counts['done']} done, {counts['skipped']} already done, {counts['failed']} failed; "
-            f"report: {out_dir / 'run_report.json'}"
+            f"{counts['done']} done, {counts['skipped']} already done, {counts['partial']} partial "
+            f"(label map only), {counts['failed']} failed; report: {out_dir / 'run_report.json'}"
         )
-    if any(r.status == "failed" for r in results):
+    if any(r.status in ("failed", "partial") for r in results):
         raise typer.Exit(1)

@@ -24,15 +24,11 @@ from typing import Any
 
 from medseg._version import __version__
 from medseg.errors import MedsegError
+from medseg.inference.case_outputs import discard_outputs, write_case_outputs
 from medseg.inference.cases import CaseInput
-from medseg.inference.instance_outputs import write_instances
-from medseg.inference.predictor import Prediction, Predictor
-from medseg.inference.preview import write_preview
+from medseg.inference.predictor import Predictor
 from medseg.io.atomic import jsonable, write_json_atomic
-from medseg.io.dicom_seg import write_dicom_seg
-from medseg.io.nifti import write_nifti
 from medseg.io.read import read_volume
-from medseg.io.volume import Volume
 from medseg.types import PathLike
 
 logger = logging.getLogger(__name__)
@@ -50,10 +46,17 @@ class BatchOptions:
 
 @dataclass
 class CaseResult:
-    """One case's outcome (a row of ``run_report.json``)."""
+    """One case's outcome (a row of ``run_report.json``).
+
+    ``status``: ``done`` (every output written), ``skipped`` (done by an earlier run, outputs
+    present), ``partial`` (the label map is written but other outputs are not: ``missing``
+    names them, ``error`` says why; a rerun redoes the case) or ``failed`` (no output of this
+    attempt is kept). ``outputs`` lists only files that were completely written. ``notes`` say
+    what was done to the data (e.g. unevenly spaced slices resampled).
+    """
 
     case_id: str
-    status: str  # done | skipped | failed
+    status: str  # done | skipped | partial | failed
     seconds: float = 0.0
     error: str | None = None
     source: Any = ""
@@ -62,6 +65,11 @@ class CaseResult:
     laterality: str | None = None
     modality: str | None = None
     outputs: dict[str, str] = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+STATUSES = ("done", "skipped", "partial", "failed")
 
 
 def expected_outputs(
@@ -90,37 +98,6 @@ def _base(case: CaseInput) -> CaseResult:
     )
 
 
-def _write_outputs(
-    volume: Volume,
-    prediction: Prediction,
-    predictor: Predictor,
-    out_dir: Path,
-    outputs: dict[str, str],
-) -> list[str]:
-    notes = []
-    write_nifti(prediction.labels, out_dir / outputs["labels"])
-    if "instances" in outputs:
-        write_instances(
-            prediction, out_dir / outputs["instances"], out_dir / outputs["instances_json"]
-        )
-    if "preview" in outputs:
-        write_preview(volume.array, prediction.labels.array, out_dir / outputs["preview"])
-    if "dicom_seg" in outputs:
-        files = volume.meta.get("files") or []
-        if volume.meta.get("format") != "dicom" or not files:
-            notes.append("no DICOM SEG: the source is not DICOM")
-        else:
-            names = {k: v for k, v in predictor.label_names.items() if k != 0}
-            write_dicom_seg(
-                prediction.labels,
-                files,
-                out_dir / outputs["dicom_seg"],
-                label_names=names,
-                frame_order=volume.meta.get("frame_order"),
-            )
-    return notes
-
-
 def _instances(predictor: Predictor) -> bool:
     return predictor.resolved.task.kind == "instance"
 
@@ -128,24 +105,32 @@ def _instances(predictor: Predictor) -> bool:
 def predict_case(
     predictor: Predictor, case: CaseInput, out_dir: Path, options: BatchOptions
 ) -> CaseResult:
-    """Segment one case and write its outputs; never raises for data problems."""
+    """Segment one case and write its outputs; never raises for data problems.
+
+    A case is ``done`` only when every output is written; see :class:`CaseResult`.
+    """
     result = _base(case)
     start = time.perf_counter()
     if case.error:
         result.error = case.error
         return result
+    outputs: dict[str, str] = {}
     try:
         volume = read_volume(case.source, root=case.root)  # type: ignore[arg-type]
         outputs = expected_outputs(
             case, options, volume.meta.get("format") == "dicom", instances=_instances(predictor)
         )
         prediction = predictor.predict(volume, tta=options.tta)
-        notes = _write_outputs(volume, prediction, predictor, out_dir, outputs)
-        result.status, result.outputs = (
-            "done",
-            {k: v for k, v in outputs.items() if (out_dir / v).exists()},
+        written = write_case_outputs(volume, prediction, predictor.label_names, out_dir, outputs)
+        result.status = "partial" if written.missing else "done"
+        result.outputs, result.missing, result.notes = (
+            written.outputs,
+            written.missing,
+            written.notes,
         )
-        result.error = "; ".join(notes) or None
+        result.error = "; ".join(written.errors) or None
+        if options.dicom_seg and "dicom_seg" not in outputs:
+            result.notes.append("no DICOM SEG: the source is not DICOM")
         result.patient_id = result.patient_id or volume.meta.get("patient_id")
         result.study_date = result.study_date or volume.meta.get("study_date")
         result.laterality = result.laterality or volume.meta.get("laterality")
@@ -155,6 +140,8 @@ def predict_case(
     except Exception as err:  # one broken case must not end the batch
         logger.debug("case %s failed:\n%s", case.case_id, traceback.format_exc())
         result.error = f"internal error ({type(err).__name__}): {err}"
+    if result.status == "failed":  # nothing of a failed case may look complete
+        discard_outputs(out_dir, outputs, list(outputs))
     result.seconds = round(time.perf_counter() - start, 3)
     return result
 
@@ -206,8 +193,8 @@ def predict_cases(
         done = _already_done(case, folder, options, previous, _instances(predictor))
         result = done or predict_case(predictor, case, folder, options)
         results.append(result)
-        if result.status == "failed":
-            logger.warning("case %s failed: %s", case.case_id, result.error)
+        if result.status in ("failed", "partial"):
+            logger.warning("case %s %s: %s", case.case_id, result.status, result.error)
         write_run_report(report_path or folder / REPORT, predictor, results, options)
         yield result
 
@@ -235,7 +222,7 @@ def write_run_report(
         },
         "labels": dict(resolved.plan.labels),
         "lesion_labels": list(resolved.plan.lesion_labels),
-        "summary": {s: sum(r.status == s for r in results) for s in ("done", "skipped", "failed")},
+        "summary": {s: sum(r.status == s for r in results) for s in STATUSES},
         "cases": [asdict(r) for r in results],
     }
     return write_json_atomic(path, jsonable(report))
@@ -257,9 +244,7 @@ def merge_rank_reports(out_dir: Path, world_size: int, order: Sequence[str]) -> 
     merged = dict(parts[0])
     rows = {row["case_id"]: row for part in parts for row in part["cases"]}
     merged["cases"] = [rows[c] for c in order if c in rows]
-    merged["summary"] = {
-        s: sum(r["status"] == s for r in merged["cases"]) for s in ("done", "skipped", "failed")
-    }
+    merged["summary"] = {s: sum(r["status"] == s for r in merged["cases"]) for s in STATUSES}
     merged["world_size"] = world_size
     target = write_json_atomic(out_dir / REPORT, merged)
     for r in range(world_size):

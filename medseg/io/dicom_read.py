@@ -106,12 +106,24 @@ def _resample_slices(
     return data[:, :, lower] * (1 - w) + data[:, :, upper] * w
 
 
+def _resampling_note(series: SeriesInfo) -> dict[str, Any]:
+    """What reading did to unevenly spaced slices: source positions and the uniform step (mm)."""
+    positions = np.asarray(series.positions_mm, dtype=np.float64)
+    steps = np.diff(positions)
+    return {
+        "source_positions_mm": [round(float(p), 4) for p in positions],
+        "source_steps_mm": [round(float(steps.min()), 4), round(float(steps.max()), 4)],
+        "uniform_step_mm": round(float(steps.mean()), 4),
+    }
+
+
 def read_series(series: SeriesInfo) -> Volume:
     """Read a usable series into a :class:`Volume` (RAS affine, modality values).
 
     Single-frame stacks are read in the QC's slice order and rescaled per slice
     (RescaleSlope/Intercept); non-uniformly spaced slices are linearly resampled onto a uniform
-    grid (the QC recorded a warning). Multi-frame files are reordered by frame position.
+    grid (the QC recorded a warning; ``meta["resampled_slices"]`` records the source positions).
+    Multi-frame files are reordered by frame position.
 
     Raises:
         DataError: the series has QC errors or its pixel data cannot be decoded.
@@ -124,8 +136,9 @@ def read_series(series: SeriesInfo) -> Volume:
         )
     multiframe = series.headers[0].is_multiframe
     array, uids = _read_multiframe(series) if multiframe else _read_single_frames(series)
-    if series.needs_resampling and series.positions_mm is not None:
-        array = _resample_slices(array, series.positions_mm, series.shape[2])
+    resampled = series.needs_resampling and series.positions_mm is not None
+    if resampled:
+        array = _resample_slices(array, series.positions_mm, series.shape[2])  # type: ignore[arg-type]
     meta: dict[str, Any] = {
         "source": str(series.folders[0])
         if len(series.folders) == 1
@@ -144,4 +157,6 @@ def read_series(series: SeriesInfo) -> Volume:
     }
     if multiframe:
         meta["frame_order"] = list(series.frame_order or range(array.shape[2]))
+    if resampled:
+        meta["resampled_slices"] = _resampling_note(series)
     return Volume(array, lps_to_ras_affine(series.affine_lps), meta)
