@@ -318,20 +318,27 @@ def _first_item(dataset: Any, keyword: str) -> Any:
     return seq[0] if seq else None
 
 
+def frame_group_item(ds: Any, group: str, frame: int) -> Any:
+    """Item of functional group ``group`` (e.g. ``PlanePositionSequence``) that applies to
+    ``frame`` (0-based) of a multi-frame dataset: per-frame first, then shared; None if absent."""
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence") or []
+    sources = [*per_frame[frame : frame + 1], _first_item(ds, "SharedFunctionalGroupsSequence")]
+    for item in sources:
+        found = _first_item(item, group)
+        if found is not None:
+            return found
+    return None
+
+
 def _functional_groups(ds: Any) -> dict[str, Any]:
     """Geometry of an enhanced / ophthalmic multi-frame file from its functional groups."""
-    shared = _first_item(ds, "SharedFunctionalGroupsSequence")
     per_frame = ds.get("PerFrameFunctionalGroupsSequence") or []
-    if shared is None and not per_frame:
+    if "SharedFunctionalGroupsSequence" not in ds and not per_frame:
         return {}
-    first = per_frame[0] if per_frame else None
 
-    def find(group_name: str, attr: str) -> Any:
-        for source in (shared, first):
-            item = _first_item(source, group_name)
-            if item is not None and item.get(attr) is not None:
-                return item.get(attr)
-        return None
+    def find(group: str, attr: str) -> Any:
+        item = frame_group_item(ds, group, 0)
+        return None if item is None else item.get(attr)
 
     out = {
         "PixelSpacing": find("PixelMeasuresSequence", "PixelSpacing"),

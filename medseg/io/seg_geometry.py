@@ -20,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from medseg.errors import DataError
+from medseg.io.dicom_header import frame_group_item
 from medseg.io.geometry import ras_to_lps_affine
 from medseg.io.volume import Volume
 
@@ -68,16 +69,6 @@ def _floats(value: Any) -> npt.NDArray[np.float64] | None:
         return None
 
 
-def _group_item(ds: Any, frame: int, group: str) -> Any:
-    """Functional group item of ``frame`` (per-frame first, then shared), or None."""
-    per_frame = ds.get("PerFrameFunctionalGroupsSequence") or []
-    shared = ds.get("SharedFunctionalGroupsSequence") or []
-    for item in [*per_frame[frame : frame + 1], *shared[:1]]:
-        if item.get(group):
-            return item[group][0]
-    return None
-
-
 def _plane(position: Any, orientation: Any, spacing: Any) -> FramePlane | None:
     pos, iop, ps = _floats(position), _floats(orientation), _floats(spacing)
     if pos is None or iop is None or ps is None or (len(pos), len(iop), len(ps)) != (3, 6, 2):
@@ -104,9 +95,9 @@ def source_planes(sources: Sequence[Any]) -> list[FramePlane] | None:
             )
             continue
         for k in range(n_frames):
-            position = _group_item(ds, k, "PlanePositionSequence")
-            orient = _group_item(ds, k, "PlaneOrientationSequence")
-            measures = _group_item(ds, k, "PixelMeasuresSequence")
+            position = frame_group_item(ds, "PlanePositionSequence", k)
+            orient = frame_group_item(ds, "PlaneOrientationSequence", k)
+            measures = frame_group_item(ds, "PixelMeasuresSequence", k)
             planes.append(
                 _plane(
                     getattr(position, "ImagePositionPatient", None),
