@@ -49,19 +49,21 @@ def add_localizer(folder: Path, *, same_series: bool = True) -> Path:
     return out
 
 
-def real_data_dir(name: str) -> Path | None:
-    """Folder of a real public data set re-obtained by ``benchmarks/get_real_data.py``, if any.
-
-    Looked for under ``$MEDSEG_REAL_DATA`` (or ``~/.cache/medseg/real_data``) and in
-    ``../shared/real_data/`` beside the checkout.
-    """
+def real_data_roots() -> list[Path]:
+    """Folders holding re-obtained real public data (``benchmarks/get_*.py``), in search order:
+    ``$MEDSEG_REAL_DATA``, the user cache ``~/.cache/medseg/real_data``, ``../shared/real_data``
+    beside the checkout."""
     import os
 
-    roots = [
-        Path(os.environ.get("MEDSEG_REAL_DATA") or Path.home() / ".cache/medseg/real_data"),
-        Path(__file__).resolve().parents[1].parent / "shared" / "real_data",
-    ]
-    for root in roots:
-        if (root.expanduser() / name).is_dir():
-            return root.expanduser() / name
+    found = [Path(os.environ["MEDSEG_REAL_DATA"])] if os.environ.get("MEDSEG_REAL_DATA") else []
+    found.append(Path.home() / ".cache" / "medseg" / "real_data")
+    found.append(Path(__file__).resolve().parents[1].parent / "shared" / "real_data")
+    return found
+
+
+def real_data_dir(name: str) -> Path | None:
+    """Folder of the real data set ``name`` (e.g. ``dicom-corpus``), if re-obtained."""
+    for root in real_data_roots():
+        if (root / name).is_dir():
+            return root / name
     return None
