@@ -433,7 +433,8 @@ def build_manifest(
         name: manifest name (default: output file stem).
         labels_dir: folder of label maps named by the pairing rules.
         pairs_csv: explicit ``image,label[,case_id,patient_id,study_date,laterality]`` CSV.
-        n_folds: patient-level cross-validation folds.
+        n_folds: patient-level cross-validation folds (ignored without labels: an
+            inference-only manifest puts every case in the test split, ``n_folds`` 1).
         seed: fold shuffling seed.
         test_fraction: fraction of labelled patients held out as the test split.
         label_names: ``{value: name}`` (default: ``labels.json`` in ``labels_dir``).
@@ -470,7 +471,7 @@ def build_manifest(
         data_root=_relative(root, out_dir),
         labels=names,
         lesion_labels=lesions,
-        n_folds=n_folds,
+        n_folds=n_folds if labels else 1,  # inference only: no folds
         cases=cases,
         skipped=summary.skipped,
     )
