@@ -31,6 +31,7 @@ from typing import Any, Literal, TypeAlias, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from medseg.coding import LabelCoding
 from medseg.errors import DataError
 from medseg.types import PathLike
 
@@ -156,6 +157,9 @@ class RunReport(_Artifact):
     settings: dict[str, Any] = Field(default_factory=dict)
     labels: dict[str, str] = Field(default_factory=dict, description='{"0": "background", ...}')
     lesion_labels: list[int] = Field(default_factory=list)
+    label_codes: dict[str, LabelCoding] = Field(
+        default_factory=dict, description="label value -> coded concept of its SEG segment"
+    )
     summary: dict[PredictStatus, int] = Field(default_factory=dict)
     cases: list[CaseResult] = Field(default_factory=list)
     world_size: int | None = Field(default=None, ge=1, description="torchrun ranks that wrote it")

@@ -83,8 +83,17 @@ def predict_command(
         ),
     ] = False,
     pseudonym_key: PseudonymKeyOpt = None,
+    save_probabilities: Annotated[
+        bool,
+        typer.Option(
+            "--save-probabilities",
+            help="Also write <case_id>_probabilities.npz: float16 per-class probabilities on "
+            "the source grid (U-Nets).",
+        ),
+    ] = False,
 ) -> None:
-    """Segment every case; write <case_id>.nii.gz (+ .seg.dcm, .png) and run_report.json."""
+    """Segment every case; write <case_id>.nii.gz (+ .seg.dcm, .png, _probabilities.npz) and
+    run_report.json."""
     from medseg.inference.batch import BatchOptions, predict_batch
     from medseg.inference.predictor import Predictor
     from medseg.run_folder import dist_info
@@ -95,7 +104,12 @@ def predict_command(
     predictor = Predictor.from_run(
         run_dir, folds=_parse_folds(folds), checkpoint=checkpoint, device=device
     )
-    options = BatchOptions(overwrite=overwrite, dicom_seg=dicom_seg, preview=preview, tta=tta)
+    if save_probabilities:
+        predictor.check_probabilities()  # fail fast, before the first case
+    options = BatchOptions(
+        overwrite=overwrite, dicom_seg=dicom_seg, preview=preview, tta=tta,
+        save_probabilities=save_probabilities,
+    )  # fmt: skip
     results = []
     with _console.make_progress(state.progress and info.is_main) as progress:
         task = progress.add_task("segmenting", total=len(info.shard(cases)), status="")

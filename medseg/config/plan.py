@@ -23,8 +23,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from medseg.coding import LabelCoding, resolve_codings
 from medseg.config.plan_maskrcnn import plan_maskrcnn, size_divisible
 from medseg.config.schema import AUTO, PlanInfo, ResolvedWorkflow, WorkflowConfig
+from medseg.errors import ConfigError
 from medseg.manifest.fingerprint import Fingerprint
 from medseg.manifest.schema import Manifest
 from medseg.types import Spacing
@@ -201,6 +203,22 @@ def _plan_unet(
     return patch
 
 
+def _label_codes(config: WorkflowConfig, manifest: Manifest) -> dict[str, LabelCoding]:
+    """Every foreground label's coding: the workflow's, else the manifest's, else the default.
+
+    Raises:
+        ConfigError: ``label_codes`` names a label the manifest does not have.
+    """
+    names = {int(k): v for k, v in manifest.labels.items()}
+    try:
+        codings = resolve_codings(
+            names, manifest.lesion_labels, config.label_codes, manifest.label_codes
+        )
+    except ValueError as err:
+        raise ConfigError(f"label_codes: {err}") from err
+    return {str(v): c for v, c in codings.items()}
+
+
 def plan_workflow(
     config: WorkflowConfig,
     fingerprint: Fingerprint,
@@ -258,6 +276,7 @@ def plan_workflow(
         median_spacing=fingerprint.median_spacing,
         median_shape=fingerprint.median_shape,
         network_input=patch,
+        label_codes=_label_codes(config, manifest),
     ).model_dump()
     return ResolvedWorkflow.model_validate(data)
 

@@ -13,6 +13,7 @@ from typing import Any, Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from medseg.coding import LabelCoding, resolve_codings
 from medseg.types import Spacing
 
 WORKFLOW_SCHEMA_VERSION: Literal[1] = 1
@@ -205,6 +206,10 @@ class _Workflow(_Section):
     postprocess: PostprocessConfig = Field(default_factory=PostprocessConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     instances: InstanceConfig = Field(default_factory=InstanceConfig)
+    label_codes: dict[str, LabelCoding] = Field(
+        default_factory=dict,
+        description="label name or value -> coded concept (DICOM SEG / SR); wins over labels.json",
+    )
 
     @model_validator(mode="after")
     def _dims_match(self) -> _Workflow:
@@ -242,6 +247,9 @@ class PlanInfo(_Section):
     median_spacing: Spacing
     median_shape: tuple[int, int, int]
     network_input: list[int] = Field(description="patch size seen by the network")
+    label_codes: dict[str, LabelCoding] = Field(
+        default_factory=dict, description="every foreground label's coding, by value"
+    )
 
 
 def find_auto(obj: Any, path: str = "") -> list[str]:
@@ -324,3 +332,10 @@ class ResolvedWorkflow(_Workflow):
     def num_classes(self) -> int:
         """Output channels: background plus every declared label."""
         return len(self.plan.labels)
+
+    @property
+    def label_codings(self) -> dict[int, LabelCoding]:
+        """Coding of every foreground label: as planned (runs planned before codes existed get
+        :func:`~medseg.coding.default_coding`)."""
+        names = {int(k): v for k, v in self.plan.labels.items()}
+        return resolve_codings(names, self.plan.lesion_labels, self.plan.label_codes)

@@ -2,8 +2,9 @@
 
 Per case in ``OUT_DIR``: ``<case_id>.nii.gz`` (label map, source shape and affine),
 ``<case_id>.seg.dcm`` (DICOM SEG, with ``dicom_seg`` and a DICOM source), ``<case_id>.png``
-(preview); Mask R-CNN runs add ``<case_id>_instances.nii.gz`` (instance ids, same grid) and
-``<case_id>.json`` (``{"instances": [...]}``, records of :mod:`medseg.inference.instance_outputs`).
+(preview), ``<case_id>_probabilities.npz`` (``save_probabilities``); Mask R-CNN runs add
+``<case_id>_instances.nii.gz`` (instance ids, same grid) and ``<case_id>.json``
+(``{"instances": [...]}``, records of :mod:`medseg.inference.instance_outputs`).
 ``run_report.json`` records versions, checkpoint hashes, device, settings and each case's status,
 seconds and error; it is rewritten (atomically) after every case, so an interrupted run leaves a
 report of what was done. Under torchrun, ranks take every world-size-th case and rank 0 merges
@@ -26,7 +27,9 @@ from medseg.errors import DataError, MedsegError
 from medseg.inference.case_outputs import discard_outputs, write_case_outputs
 from medseg.inference.cases import CaseInput
 from medseg.inference.predictor import Predictor
+from medseg.inference.probabilities import PROBABILITIES_SUFFIX
 from medseg.io.atomic import jsonable, write_json_atomic
+from medseg.io.dicom_seg import SegContent, checkpoint_version
 from medseg.io.read import read_volume
 from medseg.run_folder import DistInfo
 from medseg.types import PathLike
@@ -41,6 +44,7 @@ class BatchOptions:
     dicom_seg: bool = False
     preview: bool = True
     tta: bool | None = None
+    save_probabilities: bool = False
 
 
 def expected_outputs(
@@ -54,6 +58,8 @@ def expected_outputs(
         outputs["preview"] = f"{case.case_id}.png"
     if options.dicom_seg and is_dicom:
         outputs["dicom_seg"] = f"{case.case_id}.seg.dcm"
+    if options.save_probabilities:
+        outputs["probabilities"] = f"{case.case_id}{PROBABILITIES_SUFFIX}"
     return outputs
 
 
@@ -71,6 +77,22 @@ def _base(case: CaseInput) -> CaseResult:
 
 def _instances(predictor: Predictor) -> bool:
     return predictor.resolved.task.kind == "instance"
+
+
+def seg_content(predictor: Predictor) -> SegContent:
+    """Label names, codes, series description and algorithm identification of a run's SEGs."""
+    resolved = predictor.resolved
+    hashes = [c.sha256 for c in predictor.checkpoints]
+    parameters = {"medseg": __version__, "workflow": resolved.name}
+    if predictor.checkpoints:
+        parameters["folds"] = " ".join(str(c.fold) for c in predictor.checkpoints)
+    return SegContent(
+        label_names=predictor.label_names,
+        codings=resolved.label_codings,
+        series_description=f"medseg {resolved.name}",
+        algorithm_version=checkpoint_version(hashes),
+        algorithm_parameters=parameters,
+    )
 
 
 def predict_case(
@@ -92,8 +114,10 @@ def predict_case(
         outputs = expected_outputs(
             case, options, volume.meta.get("format") == "dicom", instances=_instances(predictor)
         )
-        prediction = predictor.predict(volume, tta=options.tta)
-        written = write_case_outputs(volume, prediction, predictor.label_names, out_dir, outputs)
+        prediction = predictor.predict(
+            volume, tta=options.tta, probabilities=options.save_probabilities
+        )
+        written = write_case_outputs(volume, prediction, seg_content(predictor), out_dir, outputs)
         result.outputs, result.missing = written.outputs, written.missing
         result.notes = written.notes + (
             ["no DICOM SEG: the source is not DICOM"]
@@ -189,9 +213,11 @@ def write_run_report(
             "skip_empty_windows": resolved.infer.skip_empty_windows,
             "postprocess": resolved.postprocess.model_dump(),
             "dicom_seg": options.dicom_seg,
+            "save_probabilities": options.save_probabilities,
             **({"instances": resolved.instances.model_dump()} if _instances(predictor) else {}),
         },
         labels=dict(resolved.plan.labels),
+        label_codes={str(v): c for v, c in resolved.label_codings.items()},
         lesion_labels=list(resolved.plan.lesion_labels),
         summary=RunReport.count(results),
         cases=list(results),

@@ -1,10 +1,11 @@
 """The files one predicted case writes, all or nothing per output.
 
 Per case in ``OUT_DIR``: ``<case_id>.nii.gz`` (label map, primary), then ``<case_id>_instances
-.nii.gz`` + ``<case_id>.json`` (Mask R-CNN), ``<case_id>.png`` (preview) and ``<case_id>.seg.dcm``
-(DICOM SEG of a DICOM source). Every file is written atomically. The label map comes first and
-a failure there fails the case; a later output that fails is removed (with any older copy) and
-reported as missing, so no file on disk ever looks complete when its case is not.
+.nii.gz`` + ``<case_id>.json`` (Mask R-CNN), ``<case_id>.png`` (preview), ``<case_id>.seg.dcm``
+(DICOM SEG of a DICOM source) and ``<case_id>_probabilities.npz`` (``--save-probabilities``,
+:mod:`medseg.inference.probabilities`). Every file is written atomically. The label map comes
+first and a failure there fails the case; a later output that fails is removed (with any older
+copy) and reported as missing, so no file on disk ever looks complete when its case is not.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from medseg.errors import MedsegError
 from medseg.inference.instance_outputs import write_instances
 from medseg.inference.predictor import Prediction
 from medseg.inference.preview import write_preview
-from medseg.io.dicom_seg import write_dicom_seg
+from medseg.io.dicom_seg import SegContent, write_dicom_seg
 from medseg.io.nifti import write_nifti
 from medseg.io.volume import Volume
 
@@ -67,15 +68,13 @@ def _nifti_description(volume: Volume) -> str | None:
     return f"medseg: {n} uneven DICOM slices resampled to {step:g} mm"
 
 
-def _seg(
-    volume: Volume, prediction: Prediction, label_names: Mapping[int, str], target: Path
-) -> list[str]:
+def _seg(volume: Volume, prediction: Prediction, content: SegContent, target: Path) -> list[str]:
     """The DICOM SEG on the source's own frames; returns notes."""
     written = write_dicom_seg(
         prediction.labels,
         volume.meta.get("files") or [],
         target,
-        label_names={k: v for k, v in label_names.items() if k != 0},
+        content=content,
         frame_order=volume.meta.get("frame_order"),
     )
     if not written.resampled:
@@ -83,6 +82,20 @@ def _seg(
     return [
         f"DICOM SEG frames lie on the {written.n_frames} source slices, each holding the label "
         f"map's nearest slice (up to {written.max_offset_mm:.2f} mm away)"
+    ]
+
+
+def _probabilities(prediction: Prediction, content: SegContent, target: Path) -> list[str]:
+    """``<case_id>_probabilities.npz``; notes when post-processing changed the label map."""
+    kept = prediction.probabilities
+    if kept is None:
+        raise RuntimeError("the prediction kept no probabilities")
+    kept.write(target, affine=prediction.labels.affine, label_names=content.label_names)
+    if not kept.changed_by_postprocess:
+        return []
+    return [
+        f"post-processing changed {kept.changed_by_postprocess} voxels: the probabilities' "
+        "arg-max is the label map before post-processing"
     ]
 
 
@@ -99,7 +112,7 @@ def _instances(prediction: Prediction, map_path: Path, json_path: Path) -> list[
 def _writers(
     volume: Volume,
     prediction: Prediction,
-    label_names: Mapping[int, str],
+    content: SegContent,
     out_dir: Path,
     outputs: Mapping[str, str],
 ) -> dict[str, Callable[[], list[str]]]:
@@ -112,7 +125,10 @@ def _writers(
         writers["preview"] = lambda: _preview(volume, prediction, out_dir / outputs["preview"])
     if "dicom_seg" in outputs:
         target = out_dir / outputs["dicom_seg"]
-        writers["dicom_seg"] = lambda: _seg(volume, prediction, label_names, target)
+        writers["dicom_seg"] = lambda: _seg(volume, prediction, content, target)
+    if "probabilities" in outputs:
+        probabilities = out_dir / outputs["probabilities"]
+        writers["probabilities"] = lambda: _probabilities(prediction, content, probabilities)
     return writers
 
 
@@ -133,11 +149,14 @@ def _reason(err: Exception) -> str:
 def write_case_outputs(
     volume: Volume,
     prediction: Prediction,
-    label_names: Mapping[int, str],
+    content: SegContent,
     out_dir: Path,
     outputs: Mapping[str, str],
 ) -> WrittenOutputs:
     """Write a case's outputs (``outputs``: key -> file name, ``labels`` first).
+
+    ``content``: the label names, codes and algorithm identification of the run (DICOM SEG
+    segments, probability channel names).
 
     Raises:
         Exception: whatever writing the label map raised (nothing else is written then).
@@ -146,7 +165,7 @@ def write_case_outputs(
     write_nifti(
         prediction.labels, out_dir / outputs["labels"], description=_nifti_description(volume)
     )
-    for key, writer in _writers(volume, prediction, label_names, out_dir, outputs).items():
+    for key, writer in _writers(volume, prediction, content, out_dir, outputs).items():
         try:
             result.notes += writer()
         except Exception as err:  # a failed extra output leaves the label map usable

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -26,6 +26,9 @@ from medseg.inference.windows import plain_tensor
 from medseg.io.volume import Volume
 from medseg.transforms.load import metatensor_like, volume_to_metatensor
 from medseg.transforms.pipelines import IMAGE, preprocess_transforms
+
+if TYPE_CHECKING:
+    from medseg.inference.probabilities import SourceProbabilities
 
 __all__ = ["Ensemble", "Prediction", "Prepared", "prepare"]
 
@@ -57,12 +60,15 @@ class Prediction:
         instances: Mask R-CNN runs: one :class:`~medseg.artifacts.InstanceRecord` per id of
             ``instance_map``.
         instance_map: Mask R-CNN runs: instance ids (0 background) on the source grid.
+        probabilities: U-Nets asked for them: the class probabilities and the way back to the
+            source grid (:mod:`medseg.inference.probabilities`).
     """
 
     labels: Volume
     seconds: float = 0.0
     instances: list[InstanceRecord] = field(default_factory=list)
     instance_map: Volume | None = None
+    probabilities: SourceProbabilities | None = None
 
 
 @dataclass

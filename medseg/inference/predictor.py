@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from medseg.config.schema import ResolvedWorkflow, TaskKind
-from medseg.errors import CheckpointError, DataError
+from medseg.errors import CheckpointError, ConfigError, DataError
 from medseg.inference.instance_outputs import predict_instance_case
 from medseg.inference.prediction import Ensemble, Prediction
 from medseg.inference.semantic import predict_semantic
@@ -160,6 +160,18 @@ class Predictor:
             "device": str(self.device),
         }
 
+    def check_probabilities(self) -> None:
+        """Refuse ``--save-probabilities`` where the model gives no per-class probabilities.
+
+        Raises:
+            ConfigError: the run is a Mask R-CNN (scored instances, in ``<case_id>.json``).
+        """
+        if self.resolved.task.kind != "semantic":
+            raise ConfigError(
+                "--save-probabilities needs a U-Net run (task.kind: semantic); this Mask R-CNN "
+                "run gives scored instances instead (<case_id>.json)"
+            )
+
     def check_compatible(self, volume: Volume) -> None:
         """Refuse scans unlike the training data (other modality, spacing off by > 8x).
 
@@ -186,17 +198,31 @@ class Predictor:
             )
 
     def predict(
-        self, source: Volume | VolumeRef, *, root: PathLike | None = None, tta: bool | None = None
+        self,
+        source: Volume | VolumeRef,
+        *,
+        root: PathLike | None = None,
+        tta: bool | None = None,
+        probabilities: bool = False,
     ) -> Prediction:
         """Segment one scan; the label map has exactly the source's shape and affine.
 
         ``tta``: flip test-time augmentation (None: the workflow's ``infer.tta``; Mask R-CNN
-        runs take none).
+        runs take none). ``probabilities``: keep the class probabilities in the prediction
+        (U-Nets only, see :mod:`medseg.inference.probabilities`).
+
+        Raises:
+            ConfigError: ``probabilities`` for a Mask R-CNN run.
         """
         start = time.perf_counter()
+        if probabilities:
+            self.check_probabilities()
         volume = source if isinstance(source, Volume) else read_volume(source, root=root)
         self.check_compatible(volume)
-        prediction = PREDICT_FNS[self.resolved.task.kind](self.ensemble, volume, tta)
+        if probabilities:
+            prediction = predict_semantic(self.ensemble, volume, tta, keep_probabilities=True)
+        else:
+            prediction = PREDICT_FNS[self.resolved.task.kind](self.ensemble, volume, tta)
         if prediction.labels.shape != volume.shape:
             raise RuntimeError(f"label map {prediction.labels.shape} != source {volume.shape}")
         return replace(prediction, seconds=time.perf_counter() - start)

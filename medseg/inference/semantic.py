@@ -10,10 +10,12 @@ the label map returns to the host.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from medseg.inference.postprocess import postprocess
 from medseg.inference.prediction import Ensemble, Prediction, prepare
+from medseg.inference.probabilities import SourceProbabilities
 from medseg.inference.tta import tta_axes
 from medseg.inference.windows import (
     labels_from_probabilities,
@@ -61,16 +63,31 @@ def ensemble_probabilities(
     return total / len(ensemble.models)
 
 
-def predict_semantic(ensemble: Ensemble, volume: Volume, tta: bool | None = None) -> Prediction:
-    """The label map of one scan on its source grid (``seconds`` left to the caller)."""
+def predict_semantic(
+    ensemble: Ensemble,
+    volume: Volume,
+    tta: bool | None = None,
+    *,
+    keep_probabilities: bool = False,
+) -> Prediction:
+    """The label map of one scan on its source grid (``seconds`` left to the caller).
+
+    With ``keep_probabilities`` the prediction also carries the class probabilities
+    (:class:`~medseg.inference.probabilities.SourceProbabilities`, still on the preprocessed
+    grid: the caller writes them back on the source grid).
+    """
     resolved = ensemble.resolved
     prepared = prepare(resolved, volume)
     probs = ensemble_probabilities(ensemble, prepared.image(ensemble.device), tta=tta)
-    labels = labels_from_probabilities(prepared.to_source(probs, nearest=False))
+    raw = labels_from_probabilities(prepared.to_source(probs, nearest=False))
     labels = postprocess(
-        labels,
+        raw,
         spacing=volume.spacing,
         config=resolved.postprocess,
         label_names=resolved.plan.labels,
     )
-    return Prediction(volume.with_array(labels, kind="label"))
+    kept = None
+    if keep_probabilities:
+        changed = int(np.count_nonzero(raw != labels))
+        kept = SourceProbabilities(prepared, probs, volume.shape, changed)
+    return Prediction(volume.with_array(labels, kind="label"), probabilities=kept)

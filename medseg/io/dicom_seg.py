@@ -1,10 +1,16 @@
 """DICOM SEG output (highdicom): a label map predicted on a DICOM series -> one SEG object.
 
-The SEG references the source series (its SOP instances), has one segment per foreground label
-with the label's name, and one frame per source slice (single-frame series) or source frame
-(multi-frame images such as Ophthalmic Tomography). Each frame holds the label map *on that
-source frame* (:mod:`medseg.io.seg_geometry`): when the series' slices were unevenly spaced and
-read onto a uniform grid, the frames are sampled back onto the true source slices.
+The SEG references the source series (its SOP instances) and has one segment per foreground
+label: its name, its coded concept (:mod:`medseg.coding`: category, type, anatomic region with
+the eye's laterality for ophthalmic sources, colour) and the algorithm identification (name
+``medseg``, version = the run's checkpoint sha256, parameters naming the medseg version and
+workflow). Frames lie on the source slices (single-frame series) or source frames (multi-frame
+images such as Ophthalmic Tomography); frames without any segmented pixel are left out (a
+prediction with no foreground at all keeps one empty frame: a SEG needs at least one). Each frame
+holds the label map *on that source frame* (:mod:`medseg.io.seg_geometry`): when the series'
+slices were unevenly spaced and read onto a uniform grid, the frames are sampled back onto the
+true source slices. The series has a SeriesDescription and, for ophthalmic sources, the
+Laterality of the eye.
 
 Real scanners write attributes highdicom refuses or that would make the SEG invalid (an empty
 SpecificCharacterSet, a missing AccessionNumber, a free-text PatientSex, an old-style date):
@@ -17,7 +23,7 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +32,7 @@ import numpy.typing as npt
 
 from medseg._optional import require
 from medseg._version import __version__
+from medseg.coding import Code, LabelCoding, default_coding
 from medseg.errors import DataError
 from medseg.io.atomic import atomic_path
 from medseg.io.dicom_header import dcmread_full
@@ -57,7 +64,8 @@ class SegResult:
 
     Attributes:
         path: the ``.seg.dcm`` file.
-        n_frames: frames written (one per source frame).
+        n_frames: source frames the label map was placed on.
+        frames_written: frames in the SEG (empty frames left out; per segment).
         resampled: frames were sampled back onto source slices that are not slices of the label
             map's grid (uneven spacing).
         max_offset_mm: largest distance between a source slice and the label slice it shows.
@@ -67,22 +75,93 @@ class SegResult:
     n_frames: int
     resampled: bool
     max_offset_mm: float
+    frames_written: int = 0
 
 
-def _segment(number: int, name: str) -> Any:
+@dataclass(frozen=True)
+class SegContent:
+    """What a SEG says besides its pixels.
+
+    Attributes:
+        label_names: ``{value: name}`` of the foreground labels to write as segments.
+        codings: ``{value: LabelCoding}``; labels without one get
+            :func:`~medseg.coding.default_coding` (as a lesion).
+        series_description: SeriesDescription (at most 64 characters kept).
+        algorithm_version: AlgorithmVersion of every segment: the run's checkpoint sha256 when
+            known (see :func:`checkpoint_version`), else the medseg version.
+        algorithm_parameters: AlgorithmParameters (``key=value`` pairs).
+    """
+
+    label_names: Mapping[int, str]
+    codings: Mapping[int, LabelCoding] = field(default_factory=dict)
+    series_description: str = "medseg segmentation"
+    algorithm_version: str = __version__
+    algorithm_parameters: Mapping[str, str] = field(default_factory=dict)
+
+
+def checkpoint_version(sha256s: Sequence[str]) -> str:
+    """AlgorithmVersion of a run: its checkpoint's sha256 (64 hex digits, the LO maximum); for
+    an ensemble of several checkpoints, the sha256 of their hashes joined by ``,`` in order."""
+    import hashlib
+
+    hashes = [h for h in sha256s if h]
+    if not hashes:
+        return __version__
+    if len(hashes) == 1:
+        return hashes[0]
+    return hashlib.sha256(",".join(hashes).encode()).hexdigest()
+
+
+LATERALITY_CODES = {"R": ("24028007", "Right"), "L": ("7771000", "Left")}
+"""Anatomic region modifiers (SCT, CID 244) of an eye's segments."""
+EYE = Code(value="81745001", scheme="SCT", meaning="Eye")
+OPHTHALMIC = ("OPT", "OP", "OPM", "OPV", "OAM")
+"""Modalities whose segments lie in an eye."""
+
+
+def _codes(hd: Any, code: Any) -> Any:
+    return hd.sr.CodedConcept(code.value, code.scheme, code.meaning, code.scheme_version)
+
+
+def _segment(
+    number: int, value: int, content: SegContent, laterality: str | None, organ: Code | None
+) -> Any:
+    """One segment description (name, codes, colour, algorithm); ``laterality`` (R/L) becomes
+    the modifier of its anatomic region, ``organ`` (an eye) the region when the coding has none."""
     hd = require("highdicom", purpose="writing DICOM SEG")
     from pydicom.sr.codedict import codes
 
-    return hd.seg.SegmentDescription(
+    name = content.label_names[value]
+    coding = content.codings.get(value) or default_coding(name, value, lesion=True)
+    region = coding.anatomic_region or (organ if laterality is not None else None)
+    segment = hd.seg.SegmentDescription(
         segment_number=number,
         segment_label=name[:64],
-        segmented_property_category=codes.SCT.MorphologicallyAbnormalStructure,
-        segmented_property_type=codes.SCT.Lesion,
+        segmented_property_category=_codes(hd, coding.category),
+        segmented_property_type=_codes(hd, coding.type),
         algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
         algorithm_identification=hd.AlgorithmIdentificationSequence(
-            name="medseg", version=__version__, family=codes.cid7162.ArtificialIntelligence
+            name="medseg", version=content.algorithm_version[:64],
+            family=codes.cid7162.ArtificialIntelligence,
+            parameters=dict(content.algorithm_parameters) or None,
         ),
-    )
+        anatomic_regions=[_codes(hd, region)] if region is not None else None,
+        display_color=hd.color.CIELabColor.from_rgb(*coding.color) if coding.color else None,
+    )  # fmt: skip
+    if region is not None and laterality is not None:
+        code, meaning = LATERALITY_CODES[laterality]
+        modifier = hd.sr.CodedConcept(code, "SCT", meaning)
+        segment.AnatomicRegionSequence[0].AnatomicRegionModifierSequence = [modifier]
+    return segment
+
+
+def source_laterality(sources: Sequence[Any]) -> str | None:
+    """``R``/``L`` of the sources' ImageLaterality or Laterality (paired organs: eyes)."""
+    for keyword in ("ImageLaterality", "Laterality"):
+        value = str(sources[0].get(keyword) or "").strip().upper()
+        if value in LATERALITY_CODES:
+            return value
+    return None
 
 
 def _charset(value: Any) -> list[str] | None:
@@ -181,7 +260,7 @@ def _binary_frames(masks: npt.NDArray[Any], values: Sequence[int]) -> npt.NDArra
 def _segmentation(
     sources: Sequence[Any],
     frames: npt.NDArray[np.uint8],
-    label_names: Mapping[int, str],
+    content: SegContent,
     values: Sequence[int],
     series_number: int,
 ) -> Any:
@@ -189,16 +268,18 @@ def _segmentation(
     hd = require("highdicom", extra=None, purpose="writing DICOM SEG")
     from pydicom.uid import generate_uid
 
+    laterality = source_laterality(sources)
+    organ = EYE if str(sources[0].get("Modality", "")).upper() in OPHTHALMIC else None
     with warnings.catch_warnings():
         # highdicom warns about odd source values quoting them: patient names must not be logged
         warnings.filterwarnings("ignore", category=UserWarning, module=r"highdicom\.")
         try:
-            return hd.seg.Segmentation(
+            seg = hd.seg.Segmentation(
                 source_images=sources,
                 pixel_array=frames,
                 segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
                 segment_descriptions=[
-                    _segment(i + 1, label_names[v]) for i, v in enumerate(values)
+                    _segment(i + 1, v, content, laterality, organ) for i, v in enumerate(values)
                 ],
                 series_instance_uid=generate_uid(),
                 series_number=series_number,
@@ -208,10 +289,28 @@ def _segmentation(
                 manufacturer_model_name="medseg",
                 software_versions=__version__,
                 device_serial_number="0",
-                omit_empty_frames=False,
+                omit_empty_frames=True,
             )
         except (ValueError, TypeError, AttributeError) as err:  # highdicom's source checks
             raise DataError(f"highdicom cannot build a DICOM SEG on this source: {err}") from err
+    eye = {"R": " OD", "L": " OS"}.get(laterality or "", "")
+    seg.SeriesDescription = f"{content.series_description}{eye}"[:64]
+    if not frames.any():
+        _one_empty_frame(seg)
+    return seg
+
+
+def _one_empty_frame(seg: Any) -> None:
+    """A prediction without foreground: keep one (empty) frame of the first segment.
+
+    A SEG needs at least one frame, and highdicom then keeps every frame of every segment; one
+    frame says the same (frames left out are background) in a fraction of the size. BINARY
+    pixel data is a bit stream: one all-zero frame is ``rows x columns`` zero bits.
+    """
+    seg.PerFrameFunctionalGroupsSequence = seg.PerFrameFunctionalGroupsSequence[:1]
+    seg.NumberOfFrames = 1
+    n_bytes = (int(seg.Rows) * int(seg.Columns) + 7) // 8
+    seg.PixelData = bytes(n_bytes + n_bytes % 2)
 
 
 def write_dicom_seg(
@@ -219,7 +318,8 @@ def write_dicom_seg(
     source_files: Sequence[PathLike],
     path: PathLike,
     *,
-    label_names: Mapping[int, str],
+    label_names: Mapping[int, str] | None = None,
+    content: SegContent | None = None,
     series_number: int = 9001,
     frame_order: Sequence[int] | None = None,
 ) -> SegResult:
@@ -230,7 +330,9 @@ def write_dicom_seg(
         source_files: the series' files (one multi-frame file allowed); the SEG has one frame per
             source frame, in source order.
         path: output ``.seg.dcm``.
-        label_names: ``{value: name}`` of the foreground labels to write as segments.
+        label_names: ``{value: name}`` of the foreground labels to write as segments, with the
+            default codes (or give ``content``).
+        content: segment names, codes, series description and algorithm identification.
         series_number: SeriesNumber of the new SEG series.
         frame_order: for a multi-frame source without per-frame positions, the source frame
             index of each volume slice (frames are then matched by index).
@@ -242,14 +344,18 @@ def write_dicom_seg(
     sources = _read_sources(source_files)
     clean_sources(sources, labels.spacing[2])
     masks = _masks(labels, sources, frame_order)
-    values = sorted(v for v in label_names if v != 0)
+    content = content or SegContent(label_names=dict(label_names or {}))
+    values = sorted(v for v in content.label_names if v != 0)
     seg = _segmentation(
-        sources, _binary_frames(masks.labels, values), label_names, values, series_number
+        sources, _binary_frames(masks.labels, values), content, values, series_number
     )
     target = Path(path)
     with atomic_path(target) as tmp:
         seg.save_as(tmp)
-    result = SegResult(target, len(masks.labels), masks.resampled, float(masks.offsets_mm.max()))
+    result = SegResult(
+        target, len(masks.labels), masks.resampled, float(masks.offsets_mm.max()),
+        frames_written=int(seg.NumberOfFrames),
+    )  # fmt: skip
     if result.resampled:
         logger.info(
             "DICOM SEG frames sampled onto %d source slices (up to %.2f mm from a label slice)",

@@ -20,7 +20,9 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from medseg.coding import resolve_codings
 from medseg.errors import ConfigError, DataError
 from medseg.io import qc
 from medseg.io.dicom import SeriesInfo, find_series, iter_files
@@ -255,15 +257,19 @@ def _match_labels(
 
 def _label_names(
     labels_dir: Path | None, label_names: dict[int, str] | None, lesion_labels: Sequence[int] | None
-) -> tuple[dict[str, str], list[int]]:
+) -> tuple[dict[str, str], list[int], dict[str, Any]]:
+    """Names, lesion labels and label codes (``labels.json``: ``labels``, ``lesion_labels``,
+    ``codes``), with ``--label-names`` / ``--lesion-labels`` overriding the file."""
     names: dict[str, str] = {"0": "background"}
     lesions: list[int] = []
+    codes: dict[str, Any] = {}
     spec = labels_dir / LABELS_JSON if labels_dir else None
     if spec is not None and spec.is_file():
         try:
             data = json.loads(spec.read_text(encoding="utf-8"))
             names = {str(k): str(v) for k, v in data["labels"].items()}
             lesions = [int(v) for v in data.get("lesion_labels", [])]
+            codes = dict(data.get("codes") or {})
         except (ValueError, KeyError, TypeError) as err:
             raise ConfigError(
                 f"invalid {LABELS_JSON}: expected {{'labels': {{'0': 'background', ...}}}} ({err})",
@@ -273,7 +279,11 @@ def _label_names(
         names = {"0": "background", **{str(k): v for k, v in label_names.items()}}
     if lesion_labels is not None:
         lesions = list(lesion_labels)
-    return names, lesions
+    try:  # codes must name existing labels and be valid codings
+        resolve_codings({int(k): v for k, v in names.items()}, lesions, codes)
+    except ValueError as err:
+        raise ConfigError(f"{LABELS_JSON} codes: {err}", path=spec) from err
+    return names, lesions, codes
 
 
 def _infer_label_names(paths: Iterable[Path]) -> dict[str, str]:
@@ -455,7 +465,7 @@ def build_manifest(
     candidates, labels = _scan(
         root, labels_path, pairs_csv, _patient_regex(patient_pattern), summary, masks_dir
     )
-    names, lesions = _label_names(labels_path, label_names, lesion_labels)
+    names, lesions, codes = _label_names(labels_path, label_names, lesion_labels)
     if len(names) == 1 and labels:
         names = _infer_label_names(labels.values())
     candidates.sort(key=lambda c: c.case_id)
@@ -471,6 +481,7 @@ def build_manifest(
         data_root=_relative(root, out_dir),
         labels=names,
         lesion_labels=lesions,
+        label_codes=codes,
         n_folds=n_folds if labels else 1,  # inference only: no folds
         cases=cases,
         skipped=summary.skipped,

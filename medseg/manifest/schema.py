@@ -31,6 +31,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from medseg._version import __version__
+from medseg.coding import LabelCoding, resolve_codings
 from medseg.errors import ConfigError
 from medseg.io.atomic import write_text_atomic
 from medseg.io.qc import Issue
@@ -78,6 +79,9 @@ class Manifest(BaseModel):
     data_root: str = "."
     labels: dict[str, str] = Field(default_factory=lambda: {"0": "background"})
     lesion_labels: list[int] = Field(default_factory=list)
+    label_codes: dict[str, LabelCoding] = Field(
+        default_factory=dict, description="label value or name -> coded concept (labels.json)"
+    )
     channels: list[str] = Field(default_factory=lambda: ["image"], min_length=1)
     n_folds: int = Field(default=5, ge=1)
     cases: list[Case] = Field(default_factory=list)
@@ -99,6 +103,8 @@ class Manifest(BaseModel):
         for value in self.lesion_labels:
             if str(value) not in self.labels or value == 0:
                 raise ValueError(f"lesion label {value} is not a declared foreground label")
+        names = {int(k): v for k, v in self.labels.items()}
+        resolve_codings(names, self.lesion_labels, self.label_codes)  # unknown labels refused
         for case in self.cases:
             missing = set(self.channels) - set(case.images)
             if missing:
