@@ -32,13 +32,17 @@ def _summary(outcomes: Sequence[CaseOutcome], output: Path) -> None:
             f"[{style.get(o.status, 'white')}]{o.status}[/]",
             "-" if o.n_lesions is None else str(o.n_lesions),
             f"{o.seconds:.1f}",
-            escape(o.error or ""),
+            escape(o.error or o.sr_error or ""),
         )
     _console.out.print(table)
     failed = sum(o.status == "failed" for o in outcomes)
     patients = len({o.patient_id for o in outcomes})
+    srs = sum(o.dicom_sr is not None for o in outcomes)
+    no_sr = sum(o.sr_error is not None for o in outcomes)
+    sr_text = f", {srs} DICOM SR written, {no_sr} without" if srs or no_sr else ""
     _console.out.print(
-        f"{patients} patients, {len(outcomes)} cases, {failed} failed; reports in {output}",
+        f"{patients} patients, {len(outcomes)} cases, {failed} failed{sr_text}; "
+        f"reports in {output}",
         highlight=False,
         markup=False,
     )
@@ -66,6 +70,14 @@ def report_command(
     jobs: Annotated[
         int, typer.Option("--jobs", "-j", min=1, help="Worker processes (patients in parallel).")
     ] = 1,
+    dicom_sr: Annotated[
+        bool,
+        typer.Option(
+            "--dicom-sr",
+            help="Also write <patient>/<case_id>.sr.dcm (DICOM SR TID 1500 measurements) next "
+            "to a copy of the case's DICOM SEG (predict --dicom-seg).",
+        ),
+    ] = False,
 ) -> None:
     """Lesion tables, OCT fluid by ETDRS subfield, HTML with figures, cohort.csv."""
     from medseg.reports import load_prediction_set, write_reports
@@ -76,10 +88,11 @@ def report_command(
     with _console.make_progress(state.progress) as progress:
         task = progress.add_task("reporting", total=len(predictions.cases), status="")
         for outcome in write_reports(
-            predictions, output, eval_dir=eval_dir, include_phi=include_phi, jobs=jobs
-        ):
+            predictions, output, eval_dir=eval_dir, include_phi=include_phi, jobs=jobs,
+            dicom_sr=dicom_sr,
+        ):  # fmt: skip
             outcomes.append(outcome)
             progress.update(task, advance=1, status=outcome.case_id)
     _summary(outcomes, output)
-    if any(o.status == "failed" for o in outcomes):
+    if any(o.status == "failed" or o.sr_error for o in outcomes):
         raise typer.Exit(1)

@@ -487,11 +487,6 @@ def build_manifest(
         skipped=summary.skipped,
     )
     summary.count(cases)
-    logger.info(
-        "manifest %s: %d cases (%d labelled), %d skipped",
-        manifest.name,
-        summary.cases,
-        summary.labelled,
-        len(summary.skipped),
-    )
+    logger.info("manifest %s: %d cases (%d labelled), %d skipped", manifest.name,
+                summary.cases, summary.labelled, len(summary.skipped))  # fmt: skip
     return BuildResult(manifest, summary, table)

@@ -25,6 +25,7 @@ from medseg.artifacts import (
     read_instances_file,
     read_run_report,
 )
+from medseg.coding import LabelCoding, resolve_codings
 from medseg.errors import ConfigError, DataError
 from medseg.io.label_files import label_map_files
 from medseg.io.read import DicomSeriesRef
@@ -54,6 +55,7 @@ class CaseSource:
     labels_path: Path
     instances_path: Path | None = None
     instances_json: Path | None = None
+    dicom_seg: Path | None = None
     image: ImageRef | None = None
     image_root: Path | None = None
     status: PredictStatus = "done"
@@ -70,6 +72,18 @@ class PredictionSet:
     lesion_labels: list[int] | None
     run_report: RunReport = field(default_factory=RunReport)
     warnings: list[str] = field(default_factory=list)
+
+    @property
+    def label_codings(self) -> dict[int, LabelCoding]:
+        """Coding of every named foreground label: the run report's, else the defaults
+        (every class a lesion class when the lesion classes are unknown)."""
+        names = {v: n for v, n in self.label_names.items() if v != 0}
+        lesions = self.lesion_labels if self.lesion_labels is not None else list(names)
+        try:
+            return resolve_codings(names, lesions, self.run_report.label_codes)
+        except ValueError as err:  # codes of other labels than these: not this run's
+            logger.warning("run report label codes not used (%s); default codes instead", err)
+            return resolve_codings(names, lesions)
 
     @property
     def patients(self) -> dict[str, list[CaseSource]]:
@@ -176,6 +190,7 @@ def _case_source(
         labels_path=labels_path or pred_dir / default,
         instances_path=_output(pred_dir, entry, "instances", f"{case_id}{INSTANCES_SUFFIX}.nii.gz"),
         instances_json=_output(pred_dir, entry, "instances_json", f"{case_id}.json"),
+        dicom_seg=_output(pred_dir, entry, "dicom_seg", f"{case_id}.seg.dcm"),
         image=image,
         image_root=root,
         status=entry.status if entry is not None else "done",

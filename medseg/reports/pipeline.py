@@ -19,7 +19,8 @@ from typing import Any
 from medseg._version import __version__
 from medseg.artifacts import ReportStatus
 from medseg.errors import GeometryError, MedsegError
-from medseg.io.atomic import ensure_output_dir
+from medseg.io.atomic import ensure_output_dir, write_bytes_atomic
+from medseg.io.dicom_seg import checkpoint_version
 from medseg.io.grid import onto_grid
 from medseg.io.label_files import read_label_map
 from medseg.io.read import read_volume
@@ -27,6 +28,7 @@ from medseg.io.volume import Volume
 from medseg.reports.build import build_patient_report, is_oct, measure_study
 from medseg.reports.charts import bscan_area_figure, etdrs_figure
 from medseg.reports.cohort import write_cohort_index
+from medseg.reports.dicom_sr import SrSettings, write_study_sr
 from medseg.reports.eval_results import MetricValues, load_evaluation
 from medseg.reports.figures import FigureImage
 from medseg.reports.inputs import (
@@ -61,7 +63,8 @@ MAX_LESION_FIGURES = 3
 @dataclass(frozen=True)
 class CaseOutcome:
     """What happened to one case: ``done``, ``failed`` (error) or ``not_predicted`` (prediction
-    failed, so nothing to measure)."""
+    failed, so nothing to measure); ``dicom_sr``: the SR file written (``--dicom-sr``), or
+    ``sr_error`` saying why none was."""
 
     case_id: str
     patient_id: str
@@ -69,6 +72,8 @@ class CaseOutcome:
     error: str | None
     n_lesions: int | None
     seconds: float
+    dicom_sr: str | None = None
+    sr_error: str | None = None
 
 
 @dataclass
@@ -76,6 +81,8 @@ class _StudyWork:
     study: StudyReport
     figures: list[FigureImage]
     personal_data: PersonalData | None = None
+    dicom_sr: str | None = None
+    sr_error: str | None = None
 
 
 def _scalars(raw: Mapping[str, Any]) -> dict[str, Any]:
@@ -206,7 +213,29 @@ def _outcome(result: _StudyWork, patient_id: str, seconds: float) -> CaseOutcome
         logger.info("case %s: %d lesions", study.case_id, n_lesions)
     else:
         logger.warning("case %s %s: %s", study.case_id, study.status, study.error)
-    return CaseOutcome(study.case_id, patient_id, study.status, study.error, n_lesions, seconds)
+    return CaseOutcome(
+        study.case_id, patient_id, study.status, study.error, n_lesions, seconds,
+        dicom_sr=result.dicom_sr, sr_error=result.sr_error,
+    )  # fmt: skip
+
+
+def _write_sr(case: CaseSource, result: _StudyWork, folder: Path, settings: SrSettings) -> None:
+    """``<folder>/<case_id>.sr.dcm`` next to a copy of the case's SEG; failures are noted."""
+    if result.study.status != "done":
+        return
+    if case.dicom_seg is None or not case.dicom_seg.is_file():
+        result.sr_error = "no DICOM SR: no DICOM SEG (run predict --dicom-seg on a DICOM source)"
+    else:
+        try:
+            seg = folder / f"{case.case_id}.seg.dcm"
+            write_bytes_atomic(seg, case.dicom_seg.read_bytes())
+            sr = write_study_sr(result.study, seg, folder / f"{case.case_id}.sr.dcm", settings)
+            result.dicom_sr = sr.name
+            return
+        except MedsegError as err:
+            result.sr_error = f"no DICOM SR: {err.describe(with_hint=False)}"
+    result.study.warnings.append(result.sr_error)
+    logger.warning("case %s: %s", case.case_id, result.sr_error)
 
 
 @dataclass(frozen=True)
@@ -218,15 +247,18 @@ class _Context:
     provenance: Provenance
     root: Path
     include_phi: bool
+    dicom_sr: SrSettings | None = None
 
 
 def _patient_cases(
-    ctx: _Context, patient_id: str, cases: list[CaseSource]
+    ctx: _Context, patient_id: str, cases: list[CaseSource], folder: str
 ) -> Iterator[tuple[CaseOutcome, _StudyWork]]:
     for case in cases:
         start = time.perf_counter()
         metrics = ctx.metrics.get(case.case_id, {})
         result = _process_case(case, ctx.predictions, metrics, ctx.include_phi)
+        if ctx.dicom_sr is not None:
+            _write_sr(case, result, ctx.root / folder, ctx.dicom_sr)
         yield _outcome(result, patient_id, time.perf_counter() - start), result
 
 
@@ -244,7 +276,7 @@ def _whole_patient(
     ctx: _Context, patient_id: str, cases: list[CaseSource], folder: str
 ) -> tuple[list[CaseOutcome], list[dict[str, Any]]]:
     """One patient end to end (run in a worker process)."""
-    pairs = list(_patient_cases(ctx, patient_id, cases))
+    pairs = list(_patient_cases(ctx, patient_id, cases, folder))
     rows = _finish_patient(ctx, patient_id, [result for _, result in pairs], folder)
     return [outcome for outcome, _ in pairs], rows
 
@@ -269,6 +301,7 @@ def write_reports(
     eval_dir: PathLike | None = None,
     include_phi: bool = False,
     jobs: int = 1,
+    dicom_sr: bool = False,
 ) -> Iterator[CaseOutcome]:
     """Measure every case, write one report folder per patient and ``cohort.csv``.
 
@@ -279,6 +312,8 @@ def write_reports(
         eval_dir: evaluation folder whose per-case metrics are added, if present.
         include_phi: copy PatientName / PatientBirthDate from DICOM sources into the reports.
         jobs: worker processes (patients are shared out; 1 = this process).
+        dicom_sr: also write ``<patient_id>/<case_id>.sr.dcm`` (TID 1500 measurement report,
+            :mod:`medseg.reports.dicom_sr`) next to a copy of the case's DICOM SEG.
 
     Yields:
         One :class:`CaseOutcome` per case: in patient order with one job, else as patients
@@ -288,8 +323,9 @@ def write_reports(
         ConfigError: ``out_dir`` cannot be written.
     """
     root = ensure_output_dir(out_dir, what="report folder")
-    ctx = _Context(predictions, load_evaluation(eval_dir), build_provenance(predictions, eval_dir),
-                   root, include_phi)  # fmt: skip
+    provenance = build_provenance(predictions, eval_dir)
+    ctx = _Context(predictions, load_evaluation(eval_dir), provenance, root, include_phi,
+                   _sr_settings(predictions, provenance) if dicom_sr else None)  # fmt: skip
     used: set[str] = set()
     folders = {pid: _unique(patient_folder_name(pid), used) for pid in predictions.patients}
     rows: dict[str, list[dict[str, Any]]] = {}
@@ -298,13 +334,22 @@ def write_reports(
     else:
         for patient_id, cases in predictions.patients.items():
             results = []
-            for outcome, result in _patient_cases(ctx, patient_id, cases):
+            for outcome, result in _patient_cases(ctx, patient_id, cases, folders[patient_id]):
                 results.append(result)
                 yield outcome
             rows[patient_id] = _finish_patient(ctx, patient_id, results, folders[patient_id])
     cohort = [row for pid in folders for row in rows[pid]]
     write_cohort_csv(cohort, root)
     write_cohort_index(cohort, folders, root)
+
+
+def _sr_settings(predictions: PredictionSet, provenance: Provenance) -> SrSettings:
+    hashes = [c.sha256 for c in provenance.checkpoints if c.sha256]
+    return SrSettings(
+        codings=predictions.label_codings,
+        lesion_labels=list(predictions.lesion_labels or []),
+        algorithm_version=checkpoint_version(hashes),
+    )
 
 
 def _unique(name: str, used: set[str]) -> str:
