@@ -32,6 +32,62 @@ except ImportError:  # pragma: no cover - typer with click as a separate depende
     from click.exceptions import UsageError as _UsageError  # type: ignore[no-redef]
 
 
+GLOBAL_FLAGS = frozenset({"--verbose", "-v", "--quiet", "-q", "--debug", "--no-progress"})
+"""Options of the root command that may also be written after the subcommand."""
+
+
+def _is_global(token: str) -> bool:
+    return token in GLOBAL_FLAGS or (
+        len(token) > 2 and token.startswith("-v") and set(token[1:]) == {"v"}
+    )
+
+
+def _takes_value(command: Any, token: str) -> bool:
+    """Whether ``token`` is an option of ``command`` followed by a separate value."""
+    name = token.split("=", 1)[0]
+    for param in getattr(command, "params", ()):
+        if name in getattr(param, "opts", ()) or name in getattr(param, "secondary_opts", ()):
+            flag = getattr(param, "is_flag", False) or getattr(param, "count", False)
+            return not flag and "=" not in token
+    return False
+
+
+def hoist_global_options(root: Any, args: Sequence[str]) -> list[str]:
+    """Move ``-v``, ``-q``, ``--debug`` and ``--no-progress`` given after the subcommand in front.
+
+    Click reads a group's options only before its subcommand; users write them anywhere
+    (``medseg predict RUN IN -o OUT --no-progress``). Values of the subcommand's own options
+    and everything after ``--`` are left alone, as is a global-looking option a subcommand
+    declares itself.
+    """
+    front: list[str] = []
+    rest: list[str] = []
+    command, value_next, passthrough = root, False, False
+    for token in args:
+        own = command is not root and _declares(command, token)
+        if passthrough or value_next:
+            value_next = False
+            rest.append(token)
+        elif token == "--":
+            passthrough = True
+            rest.append(token)
+        elif command is not root and _is_global(token) and not own:
+            front.append(token)
+        else:
+            sub = getattr(command, "commands", {}).get(token)
+            if sub is not None and not token.startswith("-"):
+                command = sub
+            elif token.startswith("-"):
+                value_next = _takes_value(command, token)
+            rest.append(token)
+    return front + rest
+
+
+def _declares(command: Any, token: str) -> bool:
+    name = token.split("=", 1)[0]
+    return any(name in getattr(p, "opts", ()) for p in getattr(command, "params", ()))
+
+
 class MedsegGroup(TyperGroup):
     """Root command group that maps exceptions to messages and exit codes."""
 
@@ -43,7 +99,7 @@ class MedsegGroup(TyperGroup):
         standalone_mode: bool = True,
         **extra: Any,
     ) -> Any:
-        argv = list(sys.argv[1:] if args is None else args)
+        argv = hoist_global_options(self, sys.argv[1:] if args is None else args)
         debug = "--debug" in argv
         try:
             rv = super().main(
@@ -119,7 +175,10 @@ def root(
         bool, typer.Option("--no-progress", help="No progress bars (logs, clusters).")
     ] = False,
 ) -> None:
-    """medseg command line. Every command has its own --help."""
+    """medseg command line. Every command has its own --help.
+
+    The options above (-v, -q, --debug, --no-progress) may be given before or after the command.
+    """
     ctx.obj = _console.CLIState(debug=debug, progress=not no_progress)
     worker = int(os.environ.get("RANK", "0")) > 0  # torchrun: only rank 0 talks
     _console.setup_logging(verbose=verbose, quiet=quiet or worker)

@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from medseg.cli import _console
+from medseg.text import plural
 
 
 def register(app: typer.Typer) -> None:
@@ -46,8 +47,8 @@ def _render(summary: dict[str, Any], out_dir: Path) -> None:
         )
     cases = summary["cases"]
     _console.out.print(
-        f"{cases['evaluated']} of {cases['total']} cases evaluated, {cases['skipped']} skipped, "
-        f"{cases['failed']} failed; results in {escape(str(out_dir))}",
+        f"{cases['evaluated']} of {plural(cases['total'], 'case')} evaluated, "
+        f"{cases['skipped']} skipped, {cases['failed']} failed; results in {escape(str(out_dir))}",
         highlight=False,
     )
 

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from medseg.cli import _console
 from medseg.cli._options import PseudonymKeyOpt
+from medseg.text import plural
 
 app = typer.Typer(help="Build, check, import and export dataset manifests.", no_args_is_help=True)
 
@@ -208,7 +209,9 @@ def check_command(
                 )
     if problems.row_count:
         _console.out.print(problems)
-    _console.out.print(f"{n_cases} cases checked: {n_cases - n_errors} ok, {n_errors} with errors")
+    _console.out.print(
+        f"{plural(n_cases, 'case')} checked: {n_cases - n_errors} ok, {n_errors} with errors"
+    )
     if n_errors:
         raise typer.Exit(1)
 
@@ -235,7 +238,7 @@ def import_command(
 
     manifest = import_dataset(dataset_dir, output, n_folds=folds, seed=seed)
     save_manifest(manifest, output)
-    _console.out.print(f"wrote {output}: {len(manifest.cases)} cases")
+    _console.out.print(f"wrote {output}: {plural(len(manifest.cases), 'case')}")
 
 
 @app.command("export")

@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from medseg.cli import _console
+from medseg.text import plural
 
 app = typer.Typer(
     help="Write synthetic OCT or CT scans (real DICOM / NIfTI / PNG files) with truth.json.",
@@ -65,7 +66,8 @@ def _summary(truth_path: Path, truth: object) -> None:
         )
     _console.out.print(table)
     _console.out.print(
-        f"{len(truth.patients)} patients, {len(truth.cases)} cases; truth: {truth_path}"
+        f"{plural(len(truth.patients), 'patient')}, {plural(len(truth.cases), 'case')}; "
+        f"truth: {truth_path}"
     )
 
 

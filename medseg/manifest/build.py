@@ -34,6 +34,7 @@ from medseg.manifest.pairs import read_pairs
 from medseg.manifest.pseudonym import pseudonym, pseudonymous_case_id
 from medseg.manifest.schema import Case, Manifest, SkippedItem
 from medseg.manifest.splits import assign_splits
+from medseg.text import plural
 from medseg.types import PathLike
 
 logger = logging.getLogger(__name__)
@@ -439,9 +440,9 @@ def build_manifest(
     summary.studies = len({(c.patient_id, c.study_date) for c in cases})
     summary.cases, summary.labelled = len(cases), sum(1 for c in cases if c.label)
     logger.info(
-        "manifest %s: %d cases (%d labelled), %d skipped",
+        "manifest %s: %s (%d labelled), %d skipped",
         manifest.name,
-        summary.cases,
+        plural(summary.cases, "case"),
         summary.labelled,
         len(summary.skipped),
     )

@@ -127,6 +127,8 @@ def measure_study(
                               nanolitres=oct_study)  # fmt: skip
     out.shape, out.spacing_mm = labels.shape, labels.spacing
     out.image_used = image is not None
+    is_ct = image is not None and (out.modality or "").upper() == "CT"
+    out.intensity_unit = "HU" if is_ct else None
     if oct_study:
         _add_oct(out, labels, image, OCTClasses.from_names(label_names, values))
     return out

@@ -110,15 +110,22 @@ def normalize_laterality(value: Any) -> str | None:
 
 
 def normalize_date(value: Any) -> str | None:
-    """``YYYYMMDD`` from ``YYYYMMDD`` or ISO ``YYYY-MM-DD[...]``; other text is kept as is."""
+    """ISO ``YYYY-MM-DD`` from DICOM ``YYYYMMDD`` or ISO ``YYYY-MM-DD[...]``; other text is kept.
+
+    Example:
+        >>> normalize_date("20240115"), normalize_date("2024-01-15T10:00")
+        ('2024-01-15', '2024-01-15')
+    """
     text = str(value or "").strip()
+    if len(text) == 8 and text.isdigit():
+        return f"{text[:4]}-{text[4:6]}-{text[6:]}"
     if (
         len(text) >= 10
         and text[4] == "-"
         and text[7] == "-"
         and text[:10].replace("-", "").isdigit()
     ):
-        return text[:10].replace("-", "")
+        return text[:10]
     return text or None
 
 

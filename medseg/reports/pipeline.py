@@ -30,6 +30,7 @@ from medseg.reports.inputs import (
     CaseSource,
     PredictionSet,
     load_instance_info,
+    normalize_date,
     normalize_laterality,
 )
 from medseg.reports.localizer import localizer_figure, localizer_of
@@ -48,6 +49,7 @@ from medseg.reports.schema import (
     Provenance,
     StudyReport,
 )
+from medseg.text import plural
 from medseg.types import PathLike
 
 logger = logging.getLogger(__name__)
@@ -83,7 +85,9 @@ def _scalars(raw: Any) -> dict[str, Any]:
             for k, v in raw.items()}  # fmt: skip
 
 
-def build_provenance(predictions: PredictionSet, eval_dir: PathLike | None = None) -> Provenance:
+def build_provenance(
+    predictions: PredictionSet, eval_dir: PathLike | None = None, notice: str | None = None
+) -> Provenance:
     """Provenance from the run report (model, checkpoint sha256, versions) and this run."""
     run = predictions.run_report
     checkpoints = [Checkpoint(**c) for c in run.get("checkpoints") or [] if isinstance(c, dict)]
@@ -98,6 +102,7 @@ def build_provenance(predictions: PredictionSet, eval_dir: PathLike | None = Non
         versions={k: str(v) for k, v in _scalars(run.get("versions")).items()},
         device=run.get("device") and str(run["device"]),
         evaluation_dir=None if eval_dir is None else str(eval_dir),
+        notice=notice,
     )
 
 
@@ -121,9 +126,11 @@ def _figures(
         if labels.shape[2] > 1:  # one B-scan: its area is in the totals already
             out.append(bscan_area_figure(study.oct))
     largest = sorted(study.lesions, key=lambda les: -les.volume_mm3)[:MAX_LESION_FIGURES]
+    direction = study.oct.scan_direction if study.oct is not None else None
+    ends = (direction.ascan_first, direction.ascan_last) if direction is not None else None
     for lesion in largest:
         if is_oct(study):
-            out.append(oct_lesion_figure(image, labels, lesion, classes))
+            out.append(oct_lesion_figure(image, labels, lesion, classes, ends))
         else:
             out.append(ct_lesion_figure(image, labels, lesion, classes, study.modality))
     return out
@@ -138,7 +145,7 @@ def _measure_case(
     if image is not None:  # header facts the run report and manifest did not give
         study.laterality = study.laterality or normalize_laterality(image.meta.get("laterality"))  # type: ignore[assignment]
         study.modality = study.modality or image.meta.get("modality") or None
-        study.study_date = study.study_date or image.meta.get("study_date") or None
+        study.study_date = study.study_date or normalize_date(image.meta.get("study_date"))
         study.scanner = scanner_name(image.meta)
         if image.meta.get("scan_pattern") == "line":
             study.warnings.append(
@@ -191,7 +198,7 @@ def _outcome(result: _CaseResult, patient_id: str, seconds: float) -> CaseOutcom
     study = result.study
     n_lesions = len(study.lesions) if study.status == "done" else None
     if study.status == "done":
-        logger.info("case %s: %d lesions", study.case_id, n_lesions)
+        logger.info("case %s: %s", study.case_id, plural(n_lesions or 0, "lesion"))
     else:
         logger.warning("case %s %s: %s", study.case_id, study.status, study.error)
     return CaseOutcome(study.case_id, patient_id, study.status, study.error, n_lesions, seconds)
@@ -257,6 +264,7 @@ def write_reports(
     eval_dir: PathLike | None = None,
     include_phi: bool = False,
     jobs: int = 1,
+    notice: str | None = None,
 ) -> Iterator[CaseOutcome]:
     """Measure every case, write one report folder per patient and ``cohort.csv``.
 
@@ -267,6 +275,7 @@ def write_reports(
         eval_dir: evaluation folder whose per-case metrics are added, if present.
         include_phi: copy PatientName / PatientBirthDate from DICOM sources into the reports.
         jobs: worker processes (patients are shared out; 1 = this process).
+        notice: a line shown at the top of every report (e.g. that the model is a smoke run).
 
     Yields:
         One :class:`CaseOutcome` per case: in patient order with one job, else as patients
@@ -276,8 +285,8 @@ def write_reports(
         ConfigError: ``out_dir`` cannot be written.
     """
     root = ensure_output_dir(out_dir, what="report folder")
-    ctx = _Context(predictions, load_evaluation(eval_dir), build_provenance(predictions, eval_dir),
-                   root, include_phi)  # fmt: skip
+    provenance = build_provenance(predictions, eval_dir, notice)
+    ctx = _Context(predictions, load_evaluation(eval_dir), provenance, root, include_phi)
     used: set[str] = set()
     folders = {pid: _unique(patient_folder_name(pid), used) for pid in predictions.patients}
     rows: dict[str, list[dict[str, Any]]] = {}
@@ -292,7 +301,7 @@ def write_reports(
             rows[patient_id] = _finish_patient(ctx, patient_id, results, folders[patient_id])
     cohort = [row for pid in folders for row in rows[pid]]
     write_cohort_csv(cohort, root)
-    write_cohort_index(cohort, folders, root)
+    write_cohort_index(cohort, folders, root, notice=notice)
 
 
 def _unique(name: str, used: set[str]) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from medseg import __version__
@@ -129,3 +130,44 @@ def test_synth_oct_png_writes(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     stacks = [p for p in (out / "images").iterdir() if p.is_dir()]
     assert stacks and all((p / "spacing.json").is_file() for p in stacks)
+
+
+def test_global_options_after_the_subcommand(tmp_path: Path) -> None:
+    """-v/--debug/--no-progress work after the subcommand as before it (README: anywhere)."""
+    import logging
+
+    from medseg.cli import _console
+
+    seen: list[_console.CLIState] = []
+
+    @app.command("_state", hidden=True)
+    def _state(ctx: typer.Context, name: str = typer.Option("x", "--name")) -> None:
+        seen.append(ctx.obj)
+
+    try:
+        result = invoke("_state", "--name", "a", "--no-progress", "-v", "--debug")
+    finally:
+        app.registered_commands = [c for c in app.registered_commands if c.name != "_state"]
+    assert result.exit_code == 0, result.output
+    assert seen[0].progress is False and seen[0].debug is True
+    assert logging.getLogger("medseg").level == logging.DEBUG
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    result = invoke("synth", "ct", str(blocker / "out"), "--size", "tiny", "--debug")
+    assert result.exit_code == 2
+    assert "Traceback" in result.output and "cannot write to the output folder" in result.output
+
+
+def test_hoisting_leaves_option_values_and_passthrough_alone() -> None:
+    from typer.main import get_command
+
+    from medseg.cli import hoist_global_options
+
+    root = get_command(app)
+    assert hoist_global_options(root, ["report", "P", "-o", "-v", "-q"]) == [
+        "-q", "report", "P", "-o", "-v",
+    ]  # fmt: skip
+    assert hoist_global_options(root, ["synth", "ct", "X", "-vv", "--", "--debug"]) == [
+        "-vv", "synth", "ct", "X", "--", "--debug",
+    ]  # fmt: skip
+    assert hoist_global_options(root, ["--debug", "plan", "W"]) == ["--debug", "plan", "W"]

@@ -25,7 +25,7 @@ def test_report_command_writes_reports_and_summary(
             "--eval", str(tmp_path / "eval"), "--include-phi"]  # fmt: skip
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert "SYNCT0000" in result.output and "1 patients, 1 cases, 0 failed" in result.output
+    assert "SYNCT0000" in result.output and "1 patient, 1 case, 0 failed" in result.output
     html = (out / "SYNCT0000" / "report.html").read_text()
     assert "SYNTHETIC^PATIENT0000" in html and "dice" in html
     assert (out / "cohort.csv").is_file()

@@ -14,6 +14,7 @@ import pytest
 
 from medseg.manifest.schema import Case, Manifest, save_manifest
 from medseg.reports import PatientReport, load_prediction_set, write_reports
+from medseg.reports.inputs import normalize_date
 from medseg.synth.truth import Truth
 from tests.reports.conftest import check_html, write_predictions
 
@@ -77,7 +78,8 @@ def test_report_json_validates_and_matches_truth(oct_run: tuple) -> None:
         expected = {c.case_id: c for c in patient.cases}
         for study in report.studies:
             case = expected[study.case_id]
-            assert study.laterality == case.laterality and study.study_date == case.study_date
+            assert study.laterality == case.laterality
+            assert study.study_date == normalize_date(case.study_date)  # ISO YYYY-MM-DD
             assert len(study.lesions) == len(case.lesions)
             truth_nl = sum(les.volume_mm3 for les in case.lesions) * 1000
             assert sum(t.volume_nl or 0 for t in study.totals) == pytest.approx(truth_nl)
@@ -251,8 +253,9 @@ def test_normalize_laterality(value: str, expected: str | None) -> None:
 def test_normalize_date() -> None:
     from medseg.reports.inputs import normalize_date
 
-    assert normalize_date("2024-01-15T10:00") == "20240115"
-    assert normalize_date("20240115") == "20240115"
+    assert normalize_date("2024-01-15T10:00") == "2024-01-15"
+    assert normalize_date("20240115") == "2024-01-15"
+    assert normalize_date("Jan 2024") == "Jan 2024"
     assert normalize_date(None) is None
 
 
