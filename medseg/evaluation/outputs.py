@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from medseg.evaluation.evaluate import CaseMetrics, EvaluationOptions
+from medseg.evaluation.plots import plot_summary
 from medseg.evaluation.summary import CLASS_METRICS, build_summary
-from medseg.io.atomic import atomic_path, write_json_atomic, write_text_atomic
+from medseg.io.atomic import write_json_atomic, write_text_atomic
 
 if TYPE_CHECKING:
     from medseg.evaluation.folder import CaseResult
@@ -123,32 +124,6 @@ def lesion_rows(cases: Sequence[CaseMetrics]) -> list[dict[str, Any]]:
                     }
                 )
     return rows
-
-
-def plot_summary(path: Path, cases: Sequence[CaseMetrics], labels: dict[int, str]) -> Path:
-    """Box plots of Dice and HD95 per class (NaN left out), PNG via matplotlib's Agg canvas."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(max(6.0, 1.6 * len(labels) + 3), 4.0), dpi=100)
-    FigureCanvasAgg(figure)
-    names = [labels[v] for v in labels]
-    for position, (metric, title) in enumerate((("dice", "Dice"), ("hd95_mm", "HD95 (mm)")), 1):
-        axes = figure.add_subplot(1, 2, position)
-        axes.set_title(f"{title}, n = {len(cases)} cases")
-        if not labels or not cases:
-            axes.text(0.5, 0.5, "no evaluated cases", ha="center", va="center")
-            continue
-        data = []
-        for label in labels:
-            values = [getattr(c.classes[label], metric) for c in cases]
-            data.append([v for v in values if not math.isnan(v)])
-        axes.boxplot(data, tick_labels=names, showmeans=True)
-        axes.grid(axis="y", alpha=0.3)
-    figure.tight_layout()
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png")
-    return path
 
 
 def _final_labels(

@@ -104,7 +104,10 @@ def _write_outputs(
             prediction, out_dir / outputs["instances"], out_dir / outputs["instances_json"]
         )
     if "preview" in outputs:
-        write_preview(volume.array, prediction.labels.array, out_dir / outputs["preview"])
+        write_preview(
+            volume.array, prediction.labels.array, out_dir / outputs["preview"],
+            label_names=predictor.label_names, spacing=volume.spacing,
+        )  # fmt: skip
     if "dicom_seg" in outputs:
         files = volume.meta.get("files") or []
         if volume.meta.get("format") != "dicom" or not files:

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from medseg.drawing import colour_of
 from medseg.io.volume import Volume
 from medseg.reports.enface import (
     CENTRAL_RADIUS_MM,
@@ -24,7 +25,6 @@ from medseg.reports.enface import (
 from medseg.reports.figures import (
     FONT_PT,
     FigureImage,
-    colour_of,
     mpl_figure,
     new_figure,
     nl_text,

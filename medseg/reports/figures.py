@@ -11,28 +11,22 @@ points, so a 9 pt label prints at 9 pt.
 from __future__ import annotations
 
 import base64
-import functools
 import io
 import struct
-from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from medseg.drawing import SCALE
+
 CSS_PX_PER_INCH = 96
-SCALE = 2
-"""Image pixels per CSS pixel of every embedded figure."""
 PRINT_DPI = CSS_PX_PER_INCH * SCALE
 FONT_PT = 9.0
 """Smallest text size in figures (points at the shown size)."""
-COLOURS = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6")
 CT_WINDOW = (-160.0, 240.0)
 YELLOW = (255, 225, 25)
-
-LegendStyle = Literal["box", "line", "dashed"]
 
 
 @dataclass(frozen=True)
@@ -109,73 +103,6 @@ def pil_figure(title: str, caption: str, picture: Any) -> FigureImage:
     buffer = io.BytesIO()
     picture.save(buffer, format="PNG", compress_level=3)
     return FigureImage(title, caption, buffer.getvalue(), max(picture.width // SCALE, 1))
-
-
-@functools.cache
-def _font_file() -> str:
-    import matplotlib
-
-    return str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf")
-
-
-@functools.cache
-def pil_font(size_css_px: float = 12.0) -> Any:
-    """DejaVu Sans (shipped with matplotlib) at ``size_css_px`` CSS pixels, for Pillow."""
-    from PIL import ImageFont
-
-    return ImageFont.truetype(_font_file(), round(size_css_px * SCALE))
-
-
-def rgb(hex_colour: str) -> tuple[int, int, int]:
-    """``"#rrggbb"`` -> ``(r, g, b)``."""
-    return tuple(int(hex_colour[n : n + 2], 16) for n in (1, 3, 5))  # type: ignore[return-value]
-
-
-def legend_strip(width: int, entries: Sequence[tuple[str, str, LegendStyle]]) -> Any:
-    """A white strip ``width`` image pixels wide with one swatch and label per entry.
-
-    Args:
-        width: strip width in image pixels.
-        entries: ``(colour "#rrggbb", label, style)``; style ``box`` (filled square), ``line``
-            or ``dashed``. Entries wrap onto further rows when the strip is too narrow.
-    """
-    from PIL import Image, ImageDraw
-
-    font, row_h, pad = pil_font(12), 22 * SCALE, 8 * SCALE
-    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    sizes = [28 * SCALE + int(probe.textlength(text, font=font)) + pad for _, text, _ in entries]
-    rows, x = 1, pad
-    for size in sizes:
-        if x + size > width and x > pad:
-            rows, x = rows + 1, pad
-        x += size
-    strip = Image.new("RGB", (width, rows * row_h + SCALE * 4), "white")
-    draw = ImageDraw.Draw(strip)
-    x, y = pad, SCALE * 2
-    for (colour, text, style), size in zip(entries, sizes):
-        if x + size > width and x > pad:
-            x, y = pad, y + row_h
-        mid = y + row_h // 2
-        if style == "box":
-            draw.rectangle([x, mid - 6 * SCALE, x + 16 * SCALE, mid + 6 * SCALE], fill=rgb(colour))
-        else:
-            step = 4 * SCALE if style == "dashed" else 20 * SCALE
-            for x0 in range(x, x + 20 * SCALE, 2 * step if style == "dashed" else step):
-                draw.line([(x0, mid), (min(x0 + step, x + 20 * SCALE), mid)], fill=rgb(colour),
-                          width=2 * SCALE)  # fmt: skip
-        draw.text((x + 24 * SCALE, mid), text, fill=(30, 30, 30), font=font, anchor="lm")
-        x += size
-    return strip
-
-
-def colour_of(label: int) -> str:
-    """A stable colour per class value."""
-    return COLOURS[(label - 1) % len(COLOURS)]
-
-
-def hex_of(colour: tuple[int, int, int]) -> str:
-    """``(r, g, b)`` -> ``"#rrggbb"``."""
-    return "#{:02x}{:02x}{:02x}".format(*colour)
 
 
 def nl_text(volume_nl: float) -> str:

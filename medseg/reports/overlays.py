@@ -22,21 +22,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from medseg.drawing import SCALE, colour_of, hex_of, legend_strip, pil_font, rgb
 from medseg.io.geometry import ras_to_lps_affine
 from medseg.io.volume import Volume
 from medseg.reports.enface import subfield_title
-from medseg.reports.figures import (
-    SCALE,
-    YELLOW,
-    FigureImage,
-    colour_of,
-    display_range,
-    hex_of,
-    legend_strip,
-    pil_figure,
-    pil_font,
-    rgb,
-)
+from medseg.reports.figures import YELLOW, FigureImage, display_range, pil_figure
 from medseg.reports.schema import LesionRecord
 
 CT_PANEL_PX = 200 * SCALE
