@@ -23,10 +23,12 @@ from medseg.cli import _console
 from medseg.errors import MedsegError
 
 try:  # recent typer vendors click
+    from typer._click.core import Context as _Context
     from typer._click.exceptions import ClickException as _ClickException
     from typer._click.exceptions import NoArgsIsHelpError as _NoArgsIsHelpError
     from typer._click.exceptions import UsageError as _UsageError
 except ImportError:  # pragma: no cover - typer with click as a separate dependency
+    from click.core import Context as _Context  # type: ignore[assignment]
     from click.exceptions import ClickException as _ClickException  # type: ignore[no-redef]
     from click.exceptions import NoArgsIsHelpError as _NoArgsIsHelpError  # type: ignore[no-redef]
     from click.exceptions import UsageError as _UsageError  # type: ignore[no-redef]
@@ -88,6 +90,21 @@ def _declares(command: Any, token: str) -> bool:
     return any(name in getattr(p, "opts", ()) for p in getattr(command, "params", ()))
 
 
+def plain_flags(command: Any) -> None:
+    """Show on/off flags (``--dicom-seg``, ``-v``) without a ``<bool>`` / ``<int>`` value in help.
+
+    typer's rich help prints every option's type; a flag takes no value, so printing one makes
+    ``--dicom-seg <bool>`` read as if it wanted ``true`` or ``false``.
+    """
+    context = _Context(command, help_option_names=["-h", "--help"])
+    help_option = command.get_help_option(context)
+    for param in [*getattr(command, "params", ()), *([help_option] if help_option else [])]:
+        if getattr(param, "is_flag", False) or getattr(param, "count", False):
+            param.metavar = ""
+    for sub in getattr(command, "commands", {}).values():
+        plain_flags(sub)
+
+
 class MedsegGroup(TyperGroup):
     """Root command group that maps exceptions to messages and exit codes."""
 
@@ -99,6 +116,7 @@ class MedsegGroup(TyperGroup):
         standalone_mode: bool = True,
         **extra: Any,
     ) -> Any:
+        plain_flags(self)
         argv = hoist_global_options(self, sys.argv[1:] if args is None else args)
         debug = "--debug" in argv
         try:
@@ -165,7 +183,10 @@ def root(
         ),
     ] = False,
     verbose: Annotated[
-        int, typer.Option("--verbose", "-v", count=True, help="More log output (debug).")
+        int,
+        typer.Option(
+            "--verbose", "-v", count=True, show_default=False, help="More log output (debug)."
+        ),
     ] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors.")] = False,
     debug: Annotated[

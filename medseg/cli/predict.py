@@ -31,15 +31,30 @@ def _results_table(results: Sequence[CaseResult]) -> Table:
     return table
 
 
-def _parse_folds(text: str | None) -> list[int] | None:
+def chosen_folds(fold: list[int] | None, deprecated_folds: str | None) -> list[int] | None:
+    """The folds to ensemble from ``--fold`` (repeatable) or the deprecated ``--folds 0,1``.
+
+    ``--folds`` means a fold *count* in ``manifest build``; here it was a list, so it is kept
+    one release as an alias that warns.
+    """
     from medseg.errors import ConfigError
 
-    if not text:
-        return None
+    if deprecated_folds is None:
+        return list(fold) if fold else None
+    _console.err.print(
+        "[yellow]Warning:[/] predict --folds is deprecated (in `manifest build` --folds is a "
+        "count); write --fold 0 --fold 1 instead.",
+        highlight=False,
+    )
+    if fold:
+        raise ConfigError("give --fold (repeatable) or the deprecated --folds, not both")
     try:
-        return [int(v) for v in text.split(",")]
+        return [int(v) for v in deprecated_folds.split(",") if v.strip()] or None
     except ValueError as err:
-        raise ConfigError(f"--folds expects comma-separated integers, got {text!r}") from err
+        raise ConfigError(
+            f"--folds expects comma-separated integers, got {deprecated_folds!r}",
+            hint="use --fold 0 --fold 1",
+        ) from err
 
 
 def predict_command(
@@ -63,8 +78,18 @@ def predict_command(
         bool, typer.Option("--overwrite", help="Redo cases already predicted.")
     ] = False,
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
-    folds: Annotated[
-        str | None, typer.Option("--folds", help="Folds to ensemble, e.g. 0,1 (default: all).")
+    fold: Annotated[
+        list[int] | None,
+        typer.Option(
+            "--fold",
+            min=0,
+            help="Fold whose model to use; repeat to ensemble: --fold 0 --fold 1 "
+            "(default: every trained fold).",
+        ),
+    ] = None,
+    deprecated_folds: Annotated[
+        str | None,
+        typer.Option("--folds", hidden=True, help="Deprecated alias of --fold: 0,1."),
     ] = None,
     checkpoint: Annotated[str, typer.Option("--checkpoint", help="best or last.")] = "best",
     split: Annotated[
@@ -104,7 +129,7 @@ def predict_command(
     if table and rank == 0:
         write_table(table, out_dir / "pseudonyms.csv")
     predictor = Predictor.from_run(
-        run_dir, folds=_parse_folds(folds), checkpoint=checkpoint, device=device
+        run_dir, folds=chosen_folds(fold, deprecated_folds), checkpoint=checkpoint, device=device
     )
     options = BatchOptions(overwrite=overwrite, dicom_seg=dicom_seg, preview=preview, tta=tta)
     mine = cases[rank::world]

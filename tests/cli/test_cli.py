@@ -41,6 +41,14 @@ def test_each_command_has_help(command: str) -> None:
     result = invoke(*command.split(), "--help")
     assert result.exit_code == 0
     assert "Usage:" in result.output
+    assert "<bool>" not in result.output  # flags take no value and must not read as if they did
+
+
+def test_dicom_seg_is_a_plain_flag() -> None:
+    row = next(
+        line for line in invoke("predict", "--help").output.splitlines() if "--dicom-seg" in line
+    )
+    assert "<" not in row and "Also write DICOM SEG" in row
 
 
 def test_version() -> None:
@@ -171,3 +179,44 @@ def test_hoisting_leaves_option_values_and_passthrough_alone() -> None:
         "-vv", "synth", "ct", "X", "--", "--debug",
     ]  # fmt: skip
     assert hoist_global_options(root, ["--debug", "plan", "W"]) == ["--debug", "plan", "W"]
+
+
+@pytest.mark.parametrize(
+    ("args", "folds", "warned"),
+    [
+        ([], None, False),
+        (["--fold", "0", "--fold", "2"], [0, 2], False),
+        (["--folds", "1,3"], [1, 3], True),
+    ],
+)
+def test_predict_fold_is_a_list_of_fold_indices(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], folds: object, warned: bool
+) -> None:
+    """--fold (repeatable) picks models; --folds (a count in manifest build) is a warned alias."""
+    from medseg.errors import ConfigError
+    from medseg.inference import predictor
+
+    seen: dict[str, object] = {}
+
+    def fake_from_run(run_dir: Path, **options: object) -> None:
+        seen.update(options)
+        raise ConfigError("stop here")
+
+    monkeypatch.setattr(predictor.Predictor, "from_run", staticmethod(fake_from_run))
+    (tmp_path / "run").mkdir()
+    (tmp_path / "scan.nii.gz").write_bytes(b"")
+    result = invoke("predict", str(tmp_path / "run"), str(tmp_path / "scan.nii.gz"),
+                    "-o", str(tmp_path / "out"), *args)  # fmt: skip
+    assert result.exit_code == 2 and "stop here" in result.output, result.output
+    assert seen["folds"] == folds
+    assert ("deprecated" in result.output) is warned
+
+
+def test_predict_fold_and_folds_together_is_an_error(tmp_path: Path) -> None:
+    from medseg.cli.predict import chosen_folds
+    from medseg.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="not both"):
+        chosen_folds([0], "1")
+    with pytest.raises(ConfigError, match="comma-separated"):
+        chosen_folds(None, "a,b")
