@@ -97,8 +97,9 @@ def etdrs_figure(labels: Volume, analysis: OCTAnalysis, fluid: Mapping[int, str]
     )
     figure = new_figure(5.0, 4.4)
     ax = figure.subplots()
+    top = max(float(height_um.max()), 1.0)  # no fluid: black, not a degenerate colour scale
     shown = ax.imshow(_fundus_map(labels, analysis, height_um, mirror), origin="lower",
-                      extent=(-_EXTENT_MM, _EXTENT_MM) * 2, cmap="magma", vmin=0,
+                      extent=(-_EXTENT_MM, _EXTENT_MM) * 2, cmap="magma", vmin=0, vmax=top,
                       interpolation="nearest")  # fmt: skip
     bar = figure.colorbar(shown, ax=ax, shrink=0.85)
     bar.set_label("fluid height (µm)", size=FONT_PT + 0.5)
@@ -147,6 +148,9 @@ def bscan_area_figure(analysis: OCTAnalysis) -> FigureImage:
         bottom += areas
     ax.set_xlim(index[0] - 0.5, index[-1] + 0.5)
     ax.set_ylim(bottom=0, top=max(float(bottom.max()) * 1.15, 1e-3))
+    if not bottom.any():
+        ax.text(0.5, 0.5, "no fluid in any B-scan", transform=ax.transAxes, ha="center",
+                va="center", fontsize=FONT_PT + 1, color="#555555")  # fmt: skip
     ax.set_xlabel(bscan_axis_label(analysis))
     ax.set_ylabel("fluid area (mm²)")
     ax.grid(axis="y", alpha=0.3)
