@@ -67,8 +67,19 @@ def _triple(prefix: str, values: Iterable[float], axes: str = "xyz") -> dict[str
     return {f"{prefix}_{a}": v for a, v in zip(axes, values)}
 
 
+def _intensity_unit(study: StudyReport, lesion: LesionRecord) -> str | None:
+    """``HU`` for CT, ``a.u.`` (the image's own units) otherwise; empty without intensities."""
+    if lesion.mean_intensity is None:
+        return None
+    return study.intensity_unit or "a.u."
+
+
 def lesion_row(study: StudyReport, lesion: LesionRecord) -> dict[str, Any]:
-    """One ``lesions.csv`` row (vectors spread over ``_x/_y/_z`` or ``_i/_j/_k`` columns)."""
+    """One ``lesions.csv`` row (vectors spread over ``_x/_y/_z`` or ``_i/_j/_k`` columns).
+
+    Coordinates are patient LPS in mm, voxel indices ``(i, j, k)`` and slice numbers 0-based,
+    dates ISO; intensities in ``intensity_unit`` (HU for CT).
+    """
     row: dict[str, Any] = {"case_id": study.case_id, "study_date": study.study_date,
                            "laterality": study.laterality}  # fmt: skip
     data = lesion.model_dump()
@@ -82,6 +93,7 @@ def lesion_row(study: StudyReport, lesion: LesionRecord) -> dict[str, Any]:
     row |= _triple("bbox_lps_min_mm", lesion.bbox_lps_min_mm)
     row |= _triple("bbox_lps_max_mm", lesion.bbox_lps_max_mm)
     row |= {"mean_intensity": lesion.mean_intensity, "max_intensity": lesion.max_intensity,
+            "intensity_unit": _intensity_unit(study, lesion),
             "etdrs_subfield": lesion.etdrs_subfield}  # fmt: skip
     return row
 

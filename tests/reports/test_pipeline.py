@@ -119,6 +119,8 @@ def test_cohort_and_lesion_tables(oct_run: tuple) -> None:
             lesions = list(csv.DictReader(handle))
         assert len(lesions) == sum(len(c.lesions) for c in patient.cases)
         assert all(r["etdrs_subfield"] and float(r["volume_nl"]) > 0 for r in lesions)
+        assert {r["intensity_unit"] for r in lesions} <= {"a.u."}  # OCT: the image's own units
+        assert all(re.fullmatch(r"\d{4}-\d\d-\d\d", r["study_date"]) for r in lesions)  # ISO
 
 
 def test_no_personal_data_without_include_phi(oct_run: tuple) -> None:
