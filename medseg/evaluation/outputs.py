@@ -16,7 +16,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import numpy.typing as npt
+
 from medseg.evaluation.evaluate import CaseMetrics, EvaluationOptions
+from medseg.evaluation.locations import LesionLocation
 from medseg.evaluation.plots import plot_summary
 from medseg.evaluation.summary import CLASS_METRICS, build_summary
 from medseg.io.atomic import write_json_atomic, write_text_atomic
@@ -42,6 +46,18 @@ CASE_COLUMNS = (
     "lesion_dice",
     "lesion_pq",
 )
+LOCATION_COLUMNS = (
+    "centroid_lps_mm_x",
+    "centroid_lps_mm_y",
+    "centroid_lps_mm_z",
+    "centroid_voxel_i",
+    "centroid_voxel_j",
+    "centroid_voxel_k",
+    "slice_first",
+    "slice_last",
+)
+"""Where a lesion is (the reference lesion for TP and FN, the predicted one for FP): centroid in
+patient LPS mm and in 0-based voxel indices, first / last 0-based slice (last array axis)."""
 LESION_COLUMNS = (
     "case_id",
     "label",
@@ -54,6 +70,7 @@ LESION_COLUMNS = (
     "iou",
     "dice",
     "score",
+    *LOCATION_COLUMNS,
 )
 
 
@@ -102,6 +119,20 @@ def case_rows(cases: Sequence[CaseMetrics]) -> list[dict[str, Any]]:
     return rows
 
 
+def location_cells(
+    location: LesionLocation | None, affine: npt.NDArray[np.float64] | None
+) -> dict[str, Any]:
+    """``LOCATION_COLUMNS`` cells of one lesion (empty where unknown, e.g. no affine)."""
+    if location is None:
+        return {}
+    voxel = list(location.centroid_voxel) + [None] * (3 - len(location.centroid_voxel))
+    cells: dict[str, Any] = dict(zip(LOCATION_COLUMNS[3:6], voxel))
+    cells |= {"slice_first": location.slice_first, "slice_last": location.slice_last}
+    if affine is not None:
+        cells |= dict(zip(LOCATION_COLUMNS[:3], location.centroid_lps_mm(affine)))
+    return cells
+
+
 def lesion_rows(cases: Sequence[CaseMetrics]) -> list[dict[str, Any]]:
     """One row per matched (TP), missed (FN) or false (FP) lesion (``LESION_COLUMNS``)."""
     rows = []
@@ -121,6 +152,7 @@ def lesion_rows(cases: Sequence[CaseMetrics]) -> list[dict[str, Any]]:
                         "iou": m.iou,
                         "dice": m.dice,
                         "score": m.score,
+                        **location_cells(evaluation.location(m), case.affine),
                     }
                 )
     return rows

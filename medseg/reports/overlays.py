@@ -287,14 +287,15 @@ def _mark_crop(picture: Any, labels: Volume, crop: Sequence[slice]) -> None:
 def _oct_crop(labels: Volume, lesion: LesionRecord) -> tuple[slice, slice]:
     """Lateral and depth index ranges around a fluid pocket, shaped like the zoom panel.
 
-    The pocket plus a margin of 0.75 of its size on every side (at least 0.6 mm wide), widened
-    or deepened to the panel's aspect ratio (with the depth stretch), clipped to the B-scan.
+    The pocket plus a margin of its size on every side (at least 1 mm wide, so the retinal layers
+    around it show), widened or deepened to the panel's aspect ratio (with the depth stretch),
+    clipped to the B-scan.
     """
     sx, sy = labels.spacing[0], labels.spacing[1] * OCT_DEPTH_STRETCH
     lo, hi = np.asarray(lesion.bbox_voxel_min), np.asarray(lesion.bbox_voxel_max)
     ext = hi - lo + 1
-    width_mm = max(2.5 * ext[0] * sx, 0.6)
-    height_mm = 2.5 * ext[1] * sy
+    width_mm = max(3.0 * ext[0] * sx, 1.0)
+    height_mm = 3.0 * ext[1] * sy
     aspect = OCT_ZOOM_BOX_PX[0] / OCT_ZOOM_BOX_PX[1]
     width_mm, height_mm = max(width_mm, height_mm * aspect), max(height_mm, width_mm / aspect)
     return (_crop((lo[0] + hi[0]) / 2, width_mm / sx / 2, labels.shape[0]),
