@@ -35,6 +35,15 @@ class DemoSettings:
     folds: int
     test_fraction: float
     overrides: tuple[str, ...]
+    smoke: bool = False
+    """A smoke run: the model is not expected to learn; reports and tables say so."""
+
+
+SMOKE_NOTICE = (
+    "Smoke run (medseg demo --quick): the model trained for about a minute on a few small "
+    "synthetic scans and is not expected to segment; these numbers only show that every stage "
+    "runs. Run `medseg demo` for a model that learns."
+)
 
 
 FULL = DemoSettings(
@@ -58,6 +67,7 @@ QUICK = DemoSettings(
         "train.val_interval=2",
         "train.max_minutes=1",
     ),
+    smoke=True,
 )
 
 
@@ -69,6 +79,7 @@ class DemoResult:
     cohort_report: Path
     minutes: float
     steps: list[StageResult] = field(default_factory=list)
+    smoke: bool = False
 
 
 def shipped_workflow(name: str = WORKFLOW) -> Path:
@@ -204,6 +215,5 @@ def run_demo(
             "lesion_f1": None,
         }
     )
-    return DemoResult(
-        out, run, rows, run.report_dir / "index.html", (time.perf_counter() - start) / 60, steps
-    )
+    minutes = (time.perf_counter() - start) / 60
+    return DemoResult(out, run, rows, run.report_dir / "index.html", minutes, steps, settings.smoke)

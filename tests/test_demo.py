@@ -42,6 +42,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 def test_demo_prints_metrics_and_cohort_report(demo: tuple[Path, str]) -> None:
     out, output = demo
     assert "test-set metrics" in output and "all fluid" in output
+    assert "SMOKE RUN" in output and "not a model" in output  # a one-minute model is labelled
     assert f"cohort report: {out / 'run' / 'reports' / 'index.html'}" in output.replace("\n", "")
 
 
