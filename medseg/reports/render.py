@@ -131,6 +131,18 @@ def _fmt(value: Any, digits: int = 1) -> str:
     return str(value)
 
 
+MAX_LESION_ROWS = 40
+"""Lesions listed in a study's HTML table (the largest); ``lesions.csv`` lists every one."""
+
+
+def largest_lesions(
+    lesions: Sequence[LesionRecord], n: int = MAX_LESION_ROWS
+) -> list[LesionRecord]:
+    """The ``n`` largest lesions, in lesion-id order (class, then size)."""
+    keep = sorted(lesions, key=lambda les: -les.volume_mm3)[:n]
+    return sorted(keep, key=lambda les: les.lesion_id)
+
+
 def _subfield(name: str | None) -> str:
     return "–" if name is None else subfield_title(name)
 
@@ -150,6 +162,7 @@ def _environment() -> Any:
     env.filters["fmt"] = _fmt
     env.filters["plural"] = plural
     env.filters["subfield"] = _subfield
+    env.filters["largest"] = largest_lesions
     env.filters["fovea_method"] = lambda method: FOVEA_METHOD_TITLES.get(method, method)
     return env
 

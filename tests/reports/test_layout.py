@@ -107,3 +107,33 @@ def test_no_sideways_scrolling_at_1400_px(
     dom = subprocess.run(command, capture_output=True, text=True, timeout=120).stdout
     width = int(re.search(r'<p id="probe">(\d+)</p>', dom).group(1))  # type: ignore[union-attr]
     assert width <= 1400
+
+
+def test_a_smoke_model_with_hundreds_of_specks_lists_the_largest() -> None:
+    """A study with 300 lesions lists the 40 largest in the HTML (all in lesions.csv)."""
+    from medseg.reports import PatientReport, Provenance, StudyReport
+    from medseg.reports.render import _EMPTY_LESION, render_html
+
+    lesions = [
+        _EMPTY_LESION.model_copy(update={"lesion_id": n, "label": 1, "label_name": "IRF",
+                                         "volume_mm3": 0.0003 * n, "volume_nl": 0.3 * n})
+        for n in range(1, 301)
+    ]  # fmt: skip
+    study = StudyReport(case_id="C1", modality="CT", lesions=lesions, shape=(4, 4, 4),
+                        spacing_mm=(1.0, 1.0, 1.0))  # fmt: skip
+    report = PatientReport(
+        patient_id="P1", labels={"1": "IRF"}, lesion_labels=[1], studies=[study],
+        provenance=Provenance(report_created="2024-01-01T00:00:00", report_medseg_version="0",
+                              prediction_dir="p", notice="Smoke run: not a model."),
+    )  # fmt: skip
+    html = render_html(report, {})
+    table = html[
+        html.index('<table class="lesions">') : html.index(
+            "</table>", html.index('<table class="lesions">')
+        )
+    ]
+    ids = [int(i) for i in re.findall(r"<tr><td>(\d+)</td>", table)]
+    assert ids == list(range(261, 301))  # the 40 largest, in id order
+    assert "The 40 largest of 300 lesions are listed" in html
+    assert '<div class="notice">Smoke run: not a model.</div>' in html  # before any section
+    assert html.index('class="notice"') < html.index('<section id="summary">')
