@@ -10,7 +10,6 @@ missing path is one line and exit code 2. Anything else is a bug and shows its t
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Sequence
 from typing import Annotated, Any
@@ -28,7 +27,7 @@ try:  # recent typer vendors click
     from typer._click.exceptions import NoArgsIsHelpError as _NoArgsIsHelpError
     from typer._click.exceptions import UsageError as _UsageError
 except ImportError:  # pragma: no cover - typer with click as a separate dependency
-    from click.core import Context as _Context  # type: ignore[assignment]
+    from click.core import Context as _Context  # type: ignore[no-redef]
     from click.exceptions import ClickException as _ClickException  # type: ignore[no-redef]
     from click.exceptions import NoArgsIsHelpError as _NoArgsIsHelpError  # type: ignore[no-redef]
     from click.exceptions import UsageError as _UsageError  # type: ignore[no-redef]
@@ -201,7 +200,9 @@ def root(
     The options above (-v, -q, --debug, --no-progress) may be given before or after the command.
     """
     ctx.obj = _console.CLIState(debug=debug, progress=not no_progress)
-    worker = int(os.environ.get("RANK", "0")) > 0  # torchrun: only rank 0 talks
+    from medseg.run_folder import dist_info
+
+    worker = not dist_info().is_main  # torchrun: only rank 0 talks
     _console.setup_logging(verbose=verbose, quiet=quiet or worker)
 
 

@@ -69,8 +69,8 @@ def lesion_locations(
         first = last = None
         if array.ndim == 3:
             box = boxes[lesion_id - 1]
-            first = int(box[2].start + shift[2])  # type: ignore[index]
-            last = int(box[2].stop - 1 + shift[2])  # type: ignore[index]
+            first = int(box[2].start + shift[2])
+            last = int(box[2].stop - 1 + shift[2])
         voxel = tuple(float(c + s) for c, s in zip(centre, shift))
         out[lesion_id] = LesionLocation(voxel, first, last)
     return out

@@ -1,9 +1,10 @@
 """The files of an evaluation folder: ``case_metrics.csv``, ``lesions.csv``, ``summary.json``,
 ``summary.png``. Each is written to a temporary name and renamed (never half-written).
 
-CSV conventions: one header row; NaN is written ``nan``, not-applicable values are empty (e.g.
-lesion columns of non-lesion classes, the score of a missed lesion); floats with 10 significant
-digits.
+CSV columns and conventions are :class:`medseg.artifacts.CaseMetricsRow` and
+:class:`~medseg.artifacts.LesionRow`: one header row; NaN is written ``nan``, not-applicable values
+are empty (e.g. lesion columns of non-lesion classes, the score of a missed lesion); floats with 10
+significant digits.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,82 +19,56 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from medseg.artifacts import LOCATION_COLUMNS, CaseMetricsRow, LesionRow, csv_cell, nsd_column
 from medseg.evaluation.evaluate import CaseMetrics, EvaluationOptions
 from medseg.evaluation.locations import LesionLocation
 from medseg.evaluation.plots import plot_summary
-from medseg.evaluation.summary import CLASS_METRICS, build_summary
+from medseg.evaluation.summary import build_summary
 from medseg.io.atomic import write_json_atomic, write_text_atomic
 
 if TYPE_CHECKING:
-    from medseg.evaluation.folder import CaseResult
+    from medseg.evaluation.folder import CaseEvaluation
 
-CASE_COLUMNS = (
-    "case_id",
-    "label",
-    "class",
-    *CLASS_METRICS,
-    "empty_pred",
-    "empty_ref",
-    "n_ref_lesions",
-    "n_pred_lesions",
-    "lesion_tp",
-    "lesion_fp",
-    "lesion_fn",
-    "lesion_sensitivity",
-    "lesion_precision",
-    "lesion_f1",
-    "lesion_dice",
-    "lesion_pq",
-)
-LOCATION_COLUMNS = (
-    "centroid_lps_mm_x",
-    "centroid_lps_mm_y",
-    "centroid_lps_mm_z",
-    "centroid_voxel_i",
-    "centroid_voxel_j",
-    "centroid_voxel_k",
-    "slice_first",
-    "slice_last",
-)
-"""Where a lesion is (the reference lesion for TP and FN, the predicted one for FP): centroid in
-patient LPS mm and in 0-based voxel indices, first / last 0-based slice (last array axis)."""
-LESION_COLUMNS = (
-    "case_id",
-    "label",
-    "class",
-    "status",
-    "ref_lesion_id",
-    "pred_lesion_id",
-    "ref_volume_mm3",
-    "pred_volume_mm3",
-    "iou",
-    "dice",
-    "score",
-    *LOCATION_COLUMNS,
-)
+CASE_COLUMNS = CaseMetricsRow.columns()
+LESION_COLUMNS = LesionRow.columns()
 
 
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return "nan" if math.isnan(value) else f"{value:.10g}"
-    return str(value)
-
-
-def _csv_text(columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> str:
+def _csv_text(
+    columns: Sequence[str],
+    rows: Sequence[CaseMetricsRow | LesionRow],
+    header: Sequence[str] | None = None,
+) -> str:
+    """CSV text of ``rows`` (cells by ``columns``) under ``header`` (default: the columns)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(columns)
+    writer.writerow(header or columns)
     for row in rows:
-        writer.writerow([_cell(row.get(c)) for c in columns])
+        cells = row.cells()
+        writer.writerow([csv_cell(cells[c]) for c in columns])
     return buffer.getvalue()
 
 
-def case_rows(cases: Sequence[CaseMetrics]) -> list[dict[str, Any]]:
-    """One row per case and class (``CASE_COLUMNS``)."""
+def case_header(nsd_tolerance_mm: float) -> tuple[str, ...]:
+    """The ``case_metrics.csv`` header: the NSD column names its tolerance (``nsd_1.0mm``)."""
+    return tuple(nsd_column(nsd_tolerance_mm) if c == "nsd" else c for c in CASE_COLUMNS)
+
+
+def location_cells(
+    location: LesionLocation | None, affine: npt.NDArray[np.float64] | None
+) -> dict[str, Any]:
+    """``LOCATION_COLUMNS`` cells of one lesion (none where unknown, e.g. without an affine)."""
+    if location is None:
+        return {}
+    voxel = list(location.centroid_voxel) + [None] * (3 - len(location.centroid_voxel))
+    cells: dict[str, Any] = dict(zip(LOCATION_COLUMNS[3:6], voxel))
+    cells |= {"slice_first": location.slice_first, "slice_last": location.slice_last}
+    if affine is not None:
+        cells |= dict(zip(LOCATION_COLUMNS[:3], location.centroid_lps_mm(affine)))
+    return cells
+
+
+def case_rows(cases: Sequence[CaseMetrics]) -> list[CaseMetricsRow]:
+    """One row per case and class (:class:`~medseg.artifacts.CaseMetricsRow`)."""
     rows = []
     for case in cases:
         for label, metrics in sorted(case.classes.items()):
@@ -115,45 +89,33 @@ def case_rows(cases: Sequence[CaseMetrics]) -> list[dict[str, Any]]:
                     lesion_dice=s.lesion_dice,
                     lesion_pq=s.pq,
                 )
-            rows.append(row)
+            rows.append(CaseMetricsRow.model_validate(row))
     return rows
 
 
-def location_cells(
-    location: LesionLocation | None, affine: npt.NDArray[np.float64] | None
-) -> dict[str, Any]:
-    """``LOCATION_COLUMNS`` cells of one lesion (empty where unknown, e.g. no affine)."""
-    if location is None:
-        return {}
-    voxel = list(location.centroid_voxel) + [None] * (3 - len(location.centroid_voxel))
-    cells: dict[str, Any] = dict(zip(LOCATION_COLUMNS[3:6], voxel))
-    cells |= {"slice_first": location.slice_first, "slice_last": location.slice_last}
-    if affine is not None:
-        cells |= dict(zip(LOCATION_COLUMNS[:3], location.centroid_lps_mm(affine)))
-    return cells
-
-
-def lesion_rows(cases: Sequence[CaseMetrics]) -> list[dict[str, Any]]:
-    """One row per matched (TP), missed (FN) or false (FP) lesion (``LESION_COLUMNS``)."""
+def lesion_rows(cases: Sequence[CaseMetrics]) -> list[LesionRow]:
+    """One row per matched (TP), missed (FN) or false (FP) lesion (:class:`LesionRow`)."""
     rows = []
     for case in cases:
         for label, evaluation in sorted(case.lesions.items()):
             for m in evaluation.matches:
                 rows.append(
-                    {
-                        "case_id": case.case_id,
-                        "label": label,
-                        "class": case.labels.get(label, str(label)),
-                        "status": m.status,
-                        "ref_lesion_id": m.ref_id,
-                        "pred_lesion_id": m.pred_id,
-                        "ref_volume_mm3": m.ref_volume_mm3,
-                        "pred_volume_mm3": m.pred_volume_mm3,
-                        "iou": m.iou,
-                        "dice": m.dice,
-                        "score": m.score,
-                        **location_cells(evaluation.location(m), case.affine),
-                    }
+                    LesionRow.model_validate(
+                        {
+                            "case_id": case.case_id,
+                            "label": label,
+                            "class": case.labels.get(label, str(label)),
+                            "status": m.status,
+                            "ref_lesion_id": m.ref_id,
+                            "pred_lesion_id": m.pred_id,
+                            "ref_volume_mm3": m.ref_volume_mm3,
+                            "pred_volume_mm3": m.pred_volume_mm3,
+                            "iou": m.iou,
+                            "dice": m.dice,
+                            "score": m.score,
+                            **location_cells(evaluation.location(m), case.affine),
+                        }
+                    )
                 )
     return rows
 
@@ -180,7 +142,7 @@ def _final_labels(
 
 def write_outputs(
     out_dir: Path,
-    results: Sequence[CaseResult],
+    results: Sequence[CaseEvaluation],
     *,
     plan_labels: dict[int, str] | None,
     lesion_labels: Sequence[int] | None,
@@ -210,7 +172,10 @@ def write_outputs(
         ref=ref,
         n_total=len(results),
     )
-    write_text_atomic(out_dir / "case_metrics.csv", _csv_text(CASE_COLUMNS, case_rows(cases)))
+    header = case_header(options.nsd_tolerance_mm)
+    write_text_atomic(
+        out_dir / "case_metrics.csv", _csv_text(CASE_COLUMNS, case_rows(cases), header)
+    )
     write_text_atomic(out_dir / "lesions.csv", _csv_text(LESION_COLUMNS, lesion_rows(cases)))
     write_json_atomic(out_dir / "summary.json", summary)
     plot_summary(out_dir / "summary.png", cases, labels)

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from medseg.drawing import colour_of, legend_strip, pil_font, rgb
+from medseg.drawing import LegendStyle, colour_of, legend_strip, pil_font, rgb
 from medseg.io.atomic import atomic_path
 from medseg.types import PathLike
 
@@ -100,7 +100,9 @@ def montage(
                   fill=(30, 30, 30), font=pil_font(13, 1), anchor="lm")  # fmt: skip
     names = dict(label_names or {})
     present = [int(v) for v in np.unique(labels) if v > 0]
-    entries = [(colour_of(v), names.get(v, f"label {v}"), "box") for v in present]
+    entries: list[tuple[str, str, LegendStyle]] = [
+        (colour_of(v), names.get(v, f"label {v}"), "box") for v in present
+    ]
     strip = legend_strip(width, entries or [("#ffffff", "no foreground", "box")], scale=1)
     out = Image.new("RGB", (width, grid.height + strip.height), "white")
     out.paste(grid, (0, 0))

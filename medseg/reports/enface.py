@@ -21,6 +21,7 @@ import numpy.typing as npt
 
 from medseg.errors import GeometryError
 from medseg.io.geometry import ras_to_lps_affine
+from medseg.reports.schema import FundusSide
 from medseg.types import Affine
 
 DEPTH_AXIS = 1
@@ -178,7 +179,7 @@ def subfield_title(name: str) -> str:
     return name.replace("_", " ").capitalize()
 
 
-def side_of(frame: EnFaceFrame, direction_lps: npt.ArrayLike) -> str:
+def side_of(frame: EnFaceFrame, direction_lps: npt.ArrayLike) -> FundusSide:
     """The fundus side a direction points to: ``superior``, ``inferior``, ``nasal`` or
     ``temporal`` (the larger of its en-face components)."""
     vector = np.asarray(direction_lps, dtype=np.float64)
@@ -188,5 +189,6 @@ def side_of(frame: EnFaceFrame, direction_lps: npt.ArrayLike) -> str:
     return "superior" if superior > 0 else "inferior"
 
 
-OPPOSITE = {"superior": "inferior", "inferior": "superior", "nasal": "temporal",
-            "temporal": "nasal"}  # fmt: skip
+OPPOSITE: dict[FundusSide, FundusSide] = {
+    "superior": "inferior", "inferior": "superior", "nasal": "temporal", "temporal": "nasal"
+}  # fmt: skip

@@ -1,75 +1,80 @@
-"""Read an evaluation folder (``medseg evaluate``) into per-case metrics, tolerating its absence.
+"""Read an evaluation folder (``medseg evaluate``) into per-case, per-class agreement, tolerating
+its absence.
 
-``case_metrics.csv`` has one row per case, or per case and class; every numeric column becomes a
-metric (``dice``, or ``IRF.dice`` when the row names a class). ``lesions.csv`` has one row per
-matched, missed or false lesion; its rows are counted per case and match status
-(``lesions.tp`` ...). Anything missing or unreadable is logged and skipped.
+``case_metrics.csv`` (:class:`~medseg.artifacts.CaseMetricsRow`) has one row per case and class;
+each becomes a :class:`~medseg.reports.schema.ClassEvaluation` (Dice, HD95, lesion TP/FP/FN and
+F1; undefined values, NaN in the file, become ``None``). A missing file is logged and skipped; a
+file that does not follow its schema is logged and ignored as a whole.
 """
 
 from __future__ import annotations
 
 import csv
 import logging
+import math
 from pathlib import Path
 
+from pydantic import ValidationError
+
+from medseg.artifacts import CaseMetricsRow, canonical_column
+from medseg.reports.schema import ClassEvaluation
 from medseg.types import PathLike
 
 logger = logging.getLogger(__name__)
 
-CaseMetrics = dict[str, float | str]
-_CLASS_COLUMNS = ("label_name", "class_name", "class", "label")
-_STATUS_COLUMNS = ("status", "match", "outcome", "kind", "type")
-_SKIP = {"case_id", "patient_id", "study_date", *_CLASS_COLUMNS}
+CASE_METRICS = "case_metrics.csv"
 
 
-def _rows(path: Path) -> list[dict[str, str]]:
+def _required_columns() -> set[str]:
+    fields = CaseMetricsRow.model_fields
+    return {f.alias or name for name, f in fields.items() if f.is_required()}
+
+
+def _rows(path: Path) -> list[CaseMetricsRow]:
     if not path.is_file():
         logger.info("evaluation file %s not found; skipped", path.name)
         return []
     try:
         with path.open(newline="", encoding="utf-8") as handle:
-            return [row for row in csv.DictReader(handle) if row.get("case_id")]
-    except (OSError, UnicodeDecodeError, csv.Error) as err:
-        logger.warning("evaluation file %s is unreadable (%s); skipped", path.name, err)
+            reader = csv.DictReader(handle)
+            found = {canonical_column(c) for c in reader.fieldnames or ()}
+            missing = _required_columns() - found
+            if missing:
+                raise ValueError(f"columns {sorted(missing)} missing")
+            return [CaseMetricsRow.model_validate(row) for row in reader]
+    except (OSError, UnicodeDecodeError, csv.Error, ValueError, ValidationError) as err:
+        logger.warning("evaluation file %s is not usable (%s); ignored", path.name, err)
         return []
 
 
-def _number(text: str | None) -> float | None:
-    try:
-        return float(text) if text not in (None, "") else None
-    except ValueError:
-        return None
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
 
 
-def _case_metric_rows(rows: list[dict[str, str]], out: dict[str, CaseMetrics]) -> None:
-    for row in rows:
-        cls = next((row[c] for c in _CLASS_COLUMNS if row.get(c)), None)
-        metrics = out.setdefault(row["case_id"], {})
-        for column, text in row.items():
-            value = _number(text)
-            if column in _SKIP or column is None or value is None:
-                continue
-            metrics[f"{cls}.{column}" if cls else column] = value
+def class_evaluation(row: CaseMetricsRow) -> ClassEvaluation:
+    """The report's view of one ``case_metrics.csv`` row."""
+    return ClassEvaluation(
+        label=row.label,
+        label_name=row.class_name,
+        dice=_finite(row.dice),
+        hd95_mm=_finite(row.hd95_mm),
+        empty_pred=row.empty_pred,
+        empty_ref=row.empty_ref,
+        lesion_tp=row.lesion_tp,
+        lesion_fp=row.lesion_fp,
+        lesion_fn=row.lesion_fn,
+        lesion_f1=_finite(row.lesion_f1),
+    )
 
 
-def _lesion_rows(rows: list[dict[str, str]], out: dict[str, CaseMetrics]) -> None:
-    for row in rows:
-        status = next((row[c] for c in _STATUS_COLUMNS if row.get(c)), None)
-        if status is None:
-            continue
-        metrics = out.setdefault(row["case_id"], {})
-        key = f"lesions.{status}"
-        metrics[key] = float(metrics.get(key, 0.0)) + 1.0
-
-
-def load_evaluation(eval_dir: PathLike | None) -> dict[str, CaseMetrics]:
-    """Per-case metrics from an evaluation folder; ``{}`` when it is absent or empty.
+def load_evaluation(eval_dir: PathLike | None) -> dict[str, list[ClassEvaluation]]:
+    """Per-case agreement with the reference; ``{}`` when the folder is absent or empty.
 
     Args:
-        eval_dir: folder with ``case_metrics.csv`` and/or ``lesions.csv`` (``None`` = none).
+        eval_dir: folder with ``case_metrics.csv`` (``None`` = none).
 
     Returns:
-        case id -> metric name -> value.
+        case id -> one :class:`ClassEvaluation` per class, in file order.
     """
     if eval_dir is None:
         return {}
@@ -77,7 +82,7 @@ def load_evaluation(eval_dir: PathLike | None) -> dict[str, CaseMetrics]:
     if not folder.is_dir():
         logger.warning("evaluation folder %s not found; metrics not reported", folder)
         return {}
-    out: dict[str, CaseMetrics] = {}
-    _case_metric_rows(_rows(folder / "case_metrics.csv"), out)
-    _lesion_rows(_rows(folder / "lesions.csv"), out)
+    out: dict[str, list[ClassEvaluation]] = {}
+    for row in _rows(folder / CASE_METRICS):
+        out.setdefault(row.case_id, []).append(class_evaluation(row))
     return out

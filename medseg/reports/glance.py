@@ -80,7 +80,8 @@ def glance(report: PatientReport) -> Glance:
     scale = NL_PER_MM3 if nanolitres else 1.0
     names = list(dict.fromkeys(t.label_name for s in report.studies for t in s.totals))
     changes = {(c.case_id, c.label_name): c for c in report.changes}
-    rows, last_date = [], {}
+    rows: list[GlanceRow] = []
+    last_date: dict[str, str] = {}
     for study in sorted(report.studies, key=study_order_key):
         series = series_key(study)
         cells = {}

@@ -205,10 +205,10 @@ def scan_direction(frame: EnFaceFrame) -> ScanDirection:
     ascan = side_of(frame, frame.affine_lps[:3, 0])
     return ScanDirection(
         bscan_first=OPPOSITE[bscan],
-        bscan_last=bscan,  # type: ignore[arg-type]
+        bscan_last=bscan,
         ascan_first=OPPOSITE[ascan],
         ascan_last=ascan,
-    )  # type: ignore[arg-type]
+    )
 
 
 def lesion_subfield(frame: EnFaceFrame, centroid_lps: Sequence[float]) -> str:

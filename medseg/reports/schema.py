@@ -1,4 +1,8 @@
-"""The per-patient report schema (pydantic, ``schema_version`` 1): ``<patient_id>/report.json``.
+"""The per-patient report schema (pydantic, ``schema_version`` 2): ``<patient_id>/report.json``.
+
+Version 2 (medseg 0.2): dates are ISO ``YYYY-MM-DD``; the agreement with the reference is
+``StudyReport.evaluation`` (one :class:`ClassEvaluation` per class) instead of a flat ``metrics``
+dict; ``intensity_unit``, ``OCTAnalysis.scan_direction`` and ``Provenance.notice`` added.
 
 One :class:`PatientReport` per patient holds its studies (one per predicted case: a CT scan, an
 OCT eye at one visit) ordered by study date, each with its lesions, class totals and, for OCT, the
@@ -16,14 +20,16 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-REPORT_SCHEMA_VERSION: Literal[1] = 1
+from medseg.artifacts import ReportStatus
+
+REPORT_SCHEMA_VERSION: Literal[2] = 2
 MEASUREMENT_VERSION = 1
 """Version of the measurement definitions below; bumped whenever a number would change."""
 
 Vec3 = tuple[float, float, float]
 Idx3 = tuple[int, int, int]
 FoveaMethod = Literal["retina_label", "ilm_surface", "scan_centre", "given", "vendor"]
-StudyStatus = Literal["done", "failed", "skipped"]
+StudyStatus = ReportStatus
 
 
 class _Model(BaseModel):
@@ -180,9 +186,6 @@ class StudyReport(_Model):
     lesions: list[LesionRecord] = Field(default_factory=list)
     totals: list[ClassTotal] = Field(default_factory=list)
     oct: OCTAnalysis | None = None
-    metrics: dict[str, float | str | None] = Field(
-        default_factory=dict, description="from the evaluation folder (--eval), when present"
-    )
     evaluation: list[ClassEvaluation] = Field(
         default_factory=list, description="per class agreement with the reference (--eval)"
     )
@@ -247,7 +250,7 @@ class PersonalData(_Model):
 class PatientReport(_Model):
     """Everything reported for one patient; written as ``<patient_id>/report.json``."""
 
-    schema_version: Literal[1] = REPORT_SCHEMA_VERSION
+    schema_version: Literal[2] = REPORT_SCHEMA_VERSION
     patient_id: str = Field(description="pseudonymous id from the run report or manifest")
     personal_data: PersonalData | None = None
     labels: dict[str, str]

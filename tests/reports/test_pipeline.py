@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from medseg.artifacts import CaseMetricsRow
 from medseg.manifest.schema import Case, Manifest, save_manifest
 from medseg.reports import PatientReport, load_prediction_set, write_reports
 from medseg.reports.inputs import normalize_date
 from medseg.synth.truth import Truth
-from tests.reports.conftest import check_html, write_predictions
+from tests.reports.conftest import check_html, class_row, write_eval_csv, write_predictions
 
 PHI_MARKERS = ("SYNTHETIC", "PATIENT0000", "19500115")
 
@@ -71,7 +72,7 @@ def test_report_json_validates_and_matches_truth(oct_run: tuple) -> None:
         report = PatientReport.model_validate_json(
             (out / patient.patient_id / "report.json").read_text()
         )
-        assert report.schema_version == 1 and report.patient_id == patient.patient_id
+        assert report.schema_version == 2 and report.patient_id == patient.patient_id
         assert report.provenance.checkpoints[0].sha256 == "ab" * 32
         assert report.provenance.model["name"] == "dynunet"
         assert report.labels["1"] == "IRF" and report.personal_data is None
@@ -190,7 +191,7 @@ def test_bad_case_is_reported_and_others_go_on(
     outcomes = {o.case_id: o for o in write_reports(load_prediction_set(tmp_path / "pred"),
                                                      tmp_path / "out")}  # fmt: skip
     assert outcomes[bad].status == "failed" and f"{bad}.nii.gz" in (outcomes[bad].error or "")
-    assert outcomes[good].status == "done" and outcomes["LOST"].status == "skipped"
+    assert outcomes[good].status == "done" and outcomes["LOST"].status == "not_predicted"
     report = json.loads((tmp_path / "out" / bad.split("_")[0] / "report.json").read_text())
     assert report["studies"][0]["status"] == "failed"
     html = (tmp_path / "out" / "LOST" / "report.html").read_text()
@@ -207,12 +208,13 @@ def test_instances_and_evaluation_metrics(synth_dir: Callable[..., Path], tmp_pa
                        {"instance_id": 2, "label": 2, "score": 0.5}]}))  # fmt: skip
     evaluation = tmp_path / "eval"
     evaluation.mkdir()
-    (evaluation / "case_metrics.csv").write_text(
-        f"case_id,label_name,dice,hd95_mm\n{case.case_id},lesion,0.91,2.5\n"
-    )
-    (evaluation / "lesions.csv").write_text(
-        f"case_id,status\n{case.case_id},tp\n{case.case_id},fn\n"
-    )
+    write_eval_csv(
+        evaluation / "case_metrics.csv",
+        [class_row(case.case_id, 1, "organ", hd95_mm=float("nan")),
+         class_row(case.case_id, 2, "lesion", dice=0.91, hd95_mm=2.5, lesion_tp=1, lesion_fp=0,
+                   lesion_fn=1, lesion_f1=2 / 3)],
+        CaseMetricsRow,
+    )  # fmt: skip
     list(
         write_reports(load_prediction_set(tmp_path / "pred"), tmp_path / "out", eval_dir=evaluation)
     )
@@ -221,9 +223,21 @@ def test_instances_and_evaluation_metrics(synth_dir: Callable[..., Path], tmp_pa
     study = report.studies[0]
     assert {les.instance_id for les in study.lesions} == {1, 2}  # label map values as instances
     assert sorted(les.score for les in study.lesions) == [0.5, 0.75]
-    assert study.metrics == {"lesion.dice": 0.91, "lesion.hd95_mm": 2.5, "lesions.tp": 1.0,
-                             "lesions.fn": 1.0}  # fmt: skip
-    assert "eval.lesion.dice" in (tmp_path / "out" / "cohort.csv").read_text()
+    organ, lesion = study.evaluation
+    assert (organ.label_name, organ.dice, organ.hd95_mm, organ.lesion_tp) == (
+        "organ",
+        1.0,
+        None,
+        None,
+    )
+    assert (lesion.dice, lesion.hd95_mm) == (0.91, 2.5)  # NaN HD95 above became None
+    assert (lesion.lesion_tp, lesion.lesion_fp, lesion.lesion_fn) == (1, 0, 1)
+    assert "lesion_dice" in (tmp_path / "out" / "cohort.csv").read_text()
+    html = (tmp_path / "out" / pid / "report.html").read_text()
+    start = html.index("Agreement with the reference")
+    section = html[start : html.index("</dl>", start)]
+    assert "0.910" in section and "not a lesion class" in section
+    assert not re.search(r"\bnan\b", section, re.I)  # undefined HD95 shows as –
 
 
 def test_laterality_and_modality_from_the_dicom_header(
