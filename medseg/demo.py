@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from medseg.errors import NotAvailableError
+from medseg.text import plural
 from medseg.types import PathLike
 from medseg.workflow import StageResult, WorkflowRun, run_workflow
 
@@ -119,7 +120,8 @@ def _synth(out: Path, settings: DemoSettings) -> str:
             return f"reused {len(truth.cases)} scans"
         shutil.rmtree(scans)
     truth = synth_oct(scans, patients=settings.patients, fmt="dicom", size=settings.size, seed=0)
-    return f"{len(truth.patients)} patients, {len(truth.cases)} eyes ({settings.size}, DICOM)"
+    eyes = f"{plural(len(truth.patients), 'patient')}, {plural(len(truth.cases), 'eye')}"
+    return f"{eyes} ({settings.size}, DICOM)"
 
 
 def _manifest(out: Path, settings: DemoSettings) -> str:
@@ -139,7 +141,7 @@ def _manifest(out: Path, settings: DemoSettings) -> str:
     save_manifest(built.manifest, path)
     problems = [c.case_id for c in check_manifest(built.manifest) if not c.ok]
     test = sum(c.split == "test" for c in built.manifest.cases)
-    return f"{built.summary.cases} cases, {test} held out for test" + (
+    return f"{plural(built.summary.cases, 'case')}, {test} held out for test" + (
         f"; check errors: {problems}" if problems else ""
     )
 
@@ -203,6 +205,7 @@ def run_demo(
         run_dir=out / "run",
         on_stage=on_stage,
         on_epoch_end=on_epoch_end,
+        report_notice=SMOKE_NOTICE if settings.smoke else None,
     )
     steps += run.stages
     rows = metrics_rows(run.eval_dir)

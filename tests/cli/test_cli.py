@@ -220,3 +220,23 @@ def test_predict_fold_and_folds_together_is_an_error(tmp_path: Path) -> None:
         chosen_folds([0], "1")
     with pytest.raises(ConfigError, match="comma-separated"):
         chosen_folds(None, "a,b")
+
+
+def test_train_summary_prints_the_whole_checkpoint_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A long run folder is printed in full on one line, however narrow the terminal."""
+    import io
+
+    from rich.console import Console
+
+    from medseg.cli import _console
+    from medseg.cli.train import print_checkpoints
+
+    buffer = io.StringIO()
+    monkeypatch.setattr(_console, "out", Console(file=buffer, width=40, soft_wrap=False))
+    fold_dir = Path("/data/runs/a_rather_long_study_name/oct_fluid_unet2d_2024-05-01/fold_3")
+    print_checkpoints(fold_dir)
+    lines = buffer.getvalue().splitlines()
+    assert lines == [
+        f"best checkpoint: {fold_dir / 'checkpoint_best.pt'}",
+        f"last checkpoint: {fold_dir / 'checkpoint_last.pt'}",
+    ]
