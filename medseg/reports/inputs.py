@@ -68,6 +68,14 @@ class PredictionSet:
     warnings: list[str] = field(default_factory=list)
 
     @property
+    def min_lesion_mm3(self) -> float:
+        """The prediction's post-processing floor (``settings.postprocess.min_volume_mm3`` of
+        the run report; 0 when unknown): smaller components are not reported as lesions."""
+        postprocess = self.run_report.settings.get("postprocess")
+        value = postprocess.get("min_volume_mm3") if isinstance(postprocess, dict) else None
+        return float(value) if isinstance(value, (int, float)) and value > 0 else 0.0
+
+    @property
     def patients(self) -> dict[str, list[CaseSource]]:
         """Cases grouped by patient id, patients in first-seen order."""
         groups: dict[str, list[CaseSource]] = {}

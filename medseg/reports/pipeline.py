@@ -154,6 +154,7 @@ def _measure_case(
         study, labels, label_names=predictions.label_names,
         lesion_labels=predictions.lesion_labels, image=image, instances=instances,
         instance_info=load_instance_info(case.instances_json) if instances else None,
+        min_volume_mm3=predictions.min_lesion_mm3,
     )  # fmt: skip
     figures = _figures(measured, labels, image, predictions.label_names)
     localizer = localizer_of(image)
