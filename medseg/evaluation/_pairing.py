@@ -70,6 +70,22 @@ def _run_report_labels(pred_dir: Path) -> dict[int, str] | None:
     return read_run_report(path).label_names(foreground_only=True) or None
 
 
+def _folder_plan(
+    pred: dict[str, Path], refs: dict[str, Callable[[], Volume]], pred_dir: Path, ref: Path
+) -> CasePlan:
+    """A folder of reference label maps: names and lesion labels from its ``labels.json``,
+    else names from the predictions' run report, else the label values."""
+    from medseg.manifest.build import LABELS_JSON, read_labels_json
+
+    spec = read_labels_json(ref)
+    if spec is not None:
+        names = {int(k): v for k, v in spec[0].items() if int(k) != 0}
+        return CasePlan(pred, refs, names or None, spec[1] or None, str(ref), LABELS_JSON)
+    found = _run_report_labels(pred_dir)
+    source = RUN_REPORT if found else "label values"
+    return CasePlan(pred, refs, found, None, str(ref), source)
+
+
 def plan_cases(pred_dir: Path, ref: Path) -> CasePlan:
     from medseg.manifest.schema import load_manifest
 
@@ -92,9 +108,7 @@ def plan_cases(pred_dir: Path, ref: Path) -> CasePlan:
         refs: dict[str, Callable[[], Volume]] = {
             cid: functools.partial(read_volume, path) for cid, path in _nifti_files(ref).items()
         }
-        found = _run_report_labels(pred_dir)
-        source = RUN_REPORT if found else "label values"
-        return CasePlan(pred, refs, found, None, str(ref), source)
+        return _folder_plan(pred, refs, pred_dir, ref)
     raise ConfigError(
         f"the reference {str(ref)!r} is neither a manifest (.json) nor a folder of label maps",
         hint="pass --ref data_manifests/NAME.json or a folder of <case_id>.nii.gz",

@@ -180,8 +180,9 @@ def evaluate_folder(
     Args:
         pred_dir: folder of ``<case_id>.nii.gz`` predictions (layout in the module docstring).
         ref: a manifest (its labelled cases; label names and lesion labels from it) or a folder
-            of ``<case_id>.nii.gz`` reference label maps (names from ``pred_dir/run_report.json``
-            ``"labels"`` if present, else the label values; lesion labels: all foreground).
+            of ``<case_id>.nii.gz`` reference label maps (names and lesion labels from its
+            ``labels.json`` when present, else names from ``pred_dir/run_report.json`` or the
+            label values, and every foreground class a lesion class).
         out_dir: evaluation folder; receives ``case_metrics.csv``, ``lesions.csv``,
             ``summary.json`` and ``summary.png`` (written atomically after the last case).
         lesion_labels: label values or names whose lesions are matched (overrides the default).
