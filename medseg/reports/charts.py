@@ -95,7 +95,7 @@ def etdrs_figure(labels: Volume, analysis: OCTAnalysis, fluid: Mapping[int, str]
     height_um = label_mask(labels.array, fluid).sum(axis=DEPTH_AXIS) * (
         labels.spacing[DEPTH_AXIS] * 1000.0
     )
-    figure = new_figure(5.0, 4.4)
+    figure = new_figure(5.0, 4.4, (0.7, 0.1, 0.6, 0.35))
     ax = figure.subplots()
     top = max(float(height_um.max()), 1.0)  # no fluid: black, not a degenerate colour scale
     shown = ax.imshow(_fundus_map(labels, analysis, height_um, mirror), origin="lower",
@@ -137,7 +137,7 @@ def bscan_axis_label(analysis: OCTAnalysis) -> str:
 
 def bscan_area_figure(analysis: OCTAnalysis) -> FigureImage:
     """Stacked areas (steps, one per B-scan) of fluid per B-scan and class."""
-    figure = new_figure(6.4, 2.6)
+    figure = new_figure(6.4, 2.6, (0.8, 0.15, 0.55, 0.15))
     ax = figure.subplots()
     index = np.array([a.bscan for a in analysis.bscan_areas])
     bottom = np.zeros(len(index))
@@ -210,7 +210,7 @@ def trend_figure(report: PatientReport) -> FigureImage | None:
         return None
     nanolitres = any(t.volume_nl is not None for s in report.studies for t in s.totals)
     series = _series_lines(report, nanolitres)
-    figure = new_figure(3.4 * len(series) + 0.4, 2.9)
+    figure = new_figure(3.4 * len(series) + 0.4, 2.9, (0.8, 0.15, 0.95, 0.3))
     axes = np.atleast_1d(figure.subplots(1, len(series), sharey=True, squeeze=False)[0])
     for ax, (name, lines) in zip(axes, series.items()):
         for n, ((value, label), (xs, ys)) in enumerate(lines.items()):

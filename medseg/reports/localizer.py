@@ -36,7 +36,9 @@ from medseg.reports.figures import (
 )
 from medseg.reports.fovea import ilm_depth_index
 from medseg.reports.measure import label_mask
+from medseg.reports.oct import FOVEA_METHOD_TITLES
 from medseg.reports.schema import Fovea, OCTAnalysis
+from medseg.text import plural
 
 _SECTOR_DIRECTION = {"central": (0, 0), "superior": (0, 1), "nasal": (1, 0), "inferior": (0, -1),
                      "temporal": (-1, 0)}  # fmt: skip
@@ -162,7 +164,7 @@ def localizer_figure(
     """
     frame = enface_frame(labels.affine, analysis.laterality, analysis.fovea.lps_mm)
     rows, cols = localizer.image.shape
-    figure = new_figure(6.2, 5.4)
+    figure = new_figure(6.2, 5.4, (0.1, 0.1, 0.1, 0.35))
     ax = figure.subplots()
     ax.imshow(localizer.image, cmap="gray", vmin=0, vmax=255, interpolation="bilinear")
     if labels.shape[2] == 1:  # one B-scan: its fluid as a thick line along it
@@ -180,17 +182,19 @@ def localizer_figure(
     ax.set_xlim(-0.5, cols - 0.5)
     ax.set_ylim(rows - 0.5, -0.5)
     ax.set_axis_off()
-    method = analysis.fovea.method
-    ax.set_title(f"{analysis.laterality} fluid on the {localizer.modality} localizer, grid centre: "
-                 f"{method}", fontsize=FONT_PT + 1)  # fmt: skip
+    method = FOVEA_METHOD_TITLES.get(analysis.fovea.method, analysis.fovea.method)
+    ax.set_title(f"{analysis.laterality}: fluid on the {localizer.modality} localizer",
+                 fontsize=FONT_PT + 1)  # fmt: skip
     also = ""
     if analysis.fovea_detected is not None:
         gap = np.hypot(*frame.to_enface(np.asarray(analysis.fovea_detected.lps_mm)))
-        also = (f" medseg's own detection ({analysis.fovea_detected.method}) lies "
-                f"{gap * 1000:.0f} µm from it.")  # fmt: skip
+        detected = FOVEA_METHOD_TITLES.get(analysis.fovea_detected.method, "")
+        also = f" medseg's own detection (from the {detected}) lies {gap * 1000:.0f} µm from it."
+    lines = plural(labels.shape[2], "B-scan line")
     caption = (
-        f"Fluid height per A-scan (colour) and the {labels.shape[2]} B-scan lines (blue, the "
-        "first brighter) on the scanner's localizer; ETDRS circles of 1, 3 and 6 mm with total "
-        f"fluid per subfield in nL, centred on the fovea from {method}.{also} Fundus view."
+        f"Fluid height per A-scan (colour) and the {lines} (blue, the first brighter) on the "
+        "scanner's localizer; ETDRS circles of 1, 3 and 6 mm with total fluid per subfield in "
+        f"nL, centred on the fovea found from the {method}.{also} Fundus view: superior up, the "
+        "patient's left to the right."
     )
     return mpl_figure("Fluid on the localizer", caption, figure)
