@@ -110,9 +110,7 @@ def decide_image_cases(
             except DataError as err:
                 unreadable[path] = err.message
     colour = any(f.colour for f in facts.values())
-    volumes = [
-        p for p in sources if not (isinstance(p, Path) and (p in facts or p in unreadable))
-    ]
+    volumes = [p for p in sources if not (isinstance(p, Path) and (p in facts or p in unreadable))]
     if colour and volumes:
         raise ConfigError(
             f"colour images are mixed with {len(volumes)} other scans (e.g. {volumes[0]}); an RGB "
