@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from medseg.cli import _console
-from medseg.cli._options import PseudonymKeyOpt
+from medseg.cli._options import PseudonymKeyOpt, SpacingOpt, parse_spacing
 
 if TYPE_CHECKING:
     from medseg.inference.batch import CaseResult
@@ -49,7 +49,11 @@ def predict_command(
     ],
     inputs: Annotated[
         list[Path],
-        typer.Argument(help="Image files, folders of DICOM series, or a manifest.", exists=True),
+        typer.Argument(
+            help="Image files (NIfTI, NRRD, DICOM, PNG/JPEG/TIFF/BMP; channels as "
+            "<case>_0000, <case>_0001 ...), folders of them or of DICOM series, or a manifest.",
+            exists=True,
+        ),
     ],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output folder.")],
     tta: Annotated[
@@ -82,6 +86,7 @@ def predict_command(
         ),
     ] = False,
     pseudonym_key: PseudonymKeyOpt = None,
+    spacing: SpacingOpt = None,
 ) -> None:
     """Segment every case; write <case_id>.nii.gz (+ .seg.dcm, .png) and run_report.json."""
     from medseg.inference.batch import (
@@ -100,12 +105,20 @@ def predict_command(
     out_dir = ensure_output_dir(output)
     table: list[tuple[str, str, str, str]] = []
     key = resolve_key(pseudonym_key) if pseudonymize else None
-    cases = cases_from_inputs(inputs, split=split, pseudonym_key=key, table=table)
-    if table and rank == 0:
-        write_table(table, out_dir / "pseudonyms.csv")
     predictor = Predictor.from_run(
         run_dir, folds=_parse_folds(folds), checkpoint=checkpoint, device=device
     )
+    predictor.self_check()
+    cases = cases_from_inputs(
+        inputs,
+        split=split,
+        pseudonym_key=key,
+        table=table,
+        channels=predictor.resolved.plan.channels,
+        spacing=parse_spacing(spacing),
+    )
+    if table and rank == 0:
+        write_table(table, out_dir / "pseudonyms.csv")
     options = BatchOptions(overwrite=overwrite, dicom_seg=dicom_seg, preview=preview, tta=tta)
     mine = cases[rank::world]
     report = rank_report_path(out_dir, rank) if world > 1 else None

@@ -32,13 +32,14 @@ from medseg.inference.windows import (
     window_settings,
 )
 from medseg.io.atomic import file_sha256
+from medseg.io.geometry import affines_close
 from medseg.io.read import VolumeRef, read_volume
 from medseg.io.volume import Volume
 from medseg.models.registry import build_model
 from medseg.training.checkpoint import BEST, LAST, load_checkpoint, versions
 from medseg.training.distributed import DistInfo, select_device
 from medseg.transforms.load import metatensor_like, volume_to_metatensor
-from medseg.transforms.pipelines import IMAGE, preprocess_transforms
+from medseg.transforms.pipelines import IMAGE, channel_keys, preprocess_transforms
 from medseg.types import PathLike
 
 logger = logging.getLogger(__name__)
@@ -194,11 +195,43 @@ class Predictor:
         assert total is not None
         return total / len(self.models)
 
-    def preprocess(self, volume: Volume) -> tuple[dict[Hashable, Any], Compose]:
-        """The training preprocessing applied to an in-memory volume (invertible Compose)."""
+    def preprocess(self, volume: Volume | Sequence[Volume]) -> tuple[dict[Hashable, Any], Compose]:
+        """The training preprocessing applied to in-memory volumes (invertible Compose).
+
+        Args:
+            volume: the scan, or one volume per input channel (model order, one grid).
+
+        Raises:
+            DataError: another number of channels than the model takes, or channels on
+                different grids.
+        """
+        volumes = self._channels(volume)
+        keys = channel_keys(self.resolved)
         compose = preprocess_transforms(self.resolved, root=None, with_label=False, load=False)
-        data = compose({IMAGE: volume_to_metatensor(volume, dtype=np.float32)})
+        data = compose(
+            {k: volume_to_metatensor(v, dtype=np.float32) for k, v in zip(keys, volumes)}
+        )
         return data, compose
+
+    def _channels(self, volume: Volume | Sequence[Volume]) -> list[Volume]:
+        volumes = [volume] if isinstance(volume, Volume) else list(volume)
+        names = self.resolved.plan.channels
+        if len(volumes) != len(names):
+            raise DataError(
+                f"{len(volumes)} input channel(s) given; the model takes {len(names)}: "
+                f"{', '.join(names)}",
+                hint="name channel files <case>_0000, <case>_0001 ... or predict a manifest",
+            )
+        for name, other in zip(names[1:], volumes[1:]):
+            if other.shape != volumes[0].shape or not affines_close(
+                other.affine, volumes[0].affine
+            ):
+                raise DataError(
+                    f"channel {name!r} ({other.shape}) is not on the grid of channel "
+                    f"{names[0]!r} ({volumes[0].shape})",
+                    hint="resample every channel onto the first one's grid",
+                )
+        return volumes
 
     def invert(
         self, data: dict[Hashable, Any], compose: Compose, probs: torch.Tensor
@@ -210,6 +243,32 @@ class Predictor:
             keys=PRED, transform=compose, orig_keys=IMAGE, nearest_interp=False, to_tensor=True
         )(data)[PRED]
         return labels_from_probabilities(plain_tensor(inverted))
+
+    def self_check(self) -> None:
+        """Segment a blank scan of one window: a model or settings that cannot work fail here,
+        before any case of a batch.
+
+        Raises:
+            CheckpointError: naming what failed.
+        """
+        settings, resolved = self.settings, self.resolved
+        spacing = np.asarray(resolved.target_spacing, dtype=np.float64)
+        if resolved.spatial_dims == 2:
+            spacing[resolved.slice_axis] = resolved.plan.median_spacing[resolved.slice_axis]
+        blank = Volume(
+            np.zeros(settings.window, dtype=np.float32),
+            np.diag([*spacing, 1.0]),
+            {"modality": resolved.plan.modality},
+        )
+        try:
+            self.predict([blank] * len(resolved.plan.channels), tta=False)
+        except Exception as err:  # whatever breaks here would break every case
+            raise CheckpointError(
+                f"the model cannot segment a blank scan with these settings "
+                f"({type(err).__name__}: {err})",
+                path=self.run_dir,
+                hint="check the run folder and the options; nothing was predicted",
+            ) from err
 
     def check_compatible(self, volume: Volume) -> None:
         """Refuse scans unlike the training data (other modality, spacing off by > 8x).
@@ -237,13 +296,23 @@ class Predictor:
             )
 
     def predict(
-        self, source: Volume | VolumeRef, *, root: PathLike | None = None, tta: bool | None = None
+        self,
+        source: Volume | VolumeRef | Sequence[Volume | VolumeRef],
+        *,
+        root: PathLike | None = None,
+        tta: bool | None = None,
     ) -> Prediction:
-        """Segment one scan; the label map has exactly the source's shape and affine."""
+        """Segment one scan; the label map has exactly the source's shape and affine.
+
+        ``source`` is the scan (volume or reference), or one per input channel (model order;
+        the first channel's grid is the output's).
+        """
         start = time.perf_counter()
-        volume = source if isinstance(source, Volume) else read_volume(source, root=root)
+        sources: list[Any] = list(source) if isinstance(source, (list, tuple)) else [source]
+        volumes = [s if isinstance(s, Volume) else read_volume(s, root=root) for s in sources]
+        volume = volumes[0]
         self.check_compatible(volume)
-        data, compose = self.preprocess(volume)
+        data, compose = self.preprocess(volumes)
         if self.resolved.task.kind == "instance":  # Mask R-CNN: no TTA, instances on the side
             from medseg.inference.instance_outputs import predict_instance_case
 

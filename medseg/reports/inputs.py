@@ -18,6 +18,7 @@ from typing import Any
 
 from medseg.errors import ConfigError, DataError
 from medseg.io.atomic import PARTIAL_TAG
+from medseg.io.image_files import IMAGE_FILE_SUFFIXES, ImageFileRef
 from medseg.io.read import DicomSeriesRef
 from medseg.manifest.schema import Case, Manifest, load_manifest
 from medseg.reports.measure import InstanceInfo
@@ -27,9 +28,9 @@ logger = logging.getLogger(__name__)
 
 RUN_REPORT = "run_report.json"
 INSTANCES_SUFFIX = "_instances"
-_IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".dcm")
+_IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".dcm", *IMAGE_FILE_SUFFIXES)
 
-ImageRef = str | DicomSeriesRef
+ImageRef = str | DicomSeriesRef | ImageFileRef
 
 
 @dataclass(frozen=True)
@@ -123,12 +124,37 @@ def normalize_date(value: Any) -> str | None:
 
 
 def _find_image(folder: Path, case_id: str) -> str | None:
+    """The case's image in a folder: ``<case_id>.<ext>``, or its first channel
+    ``<case_id>_0000.<ext>`` (nnU-Net), or a ``<case_id>`` folder."""
     for base in (folder, folder / "images"):
-        for suffix in _IMAGE_SUFFIXES:
-            if (base / f"{case_id}{suffix}").is_file():
-                return str(base / f"{case_id}{suffix}")
+        for name in (case_id, f"{case_id}_0000"):
+            for suffix in _IMAGE_SUFFIXES:
+                if (base / f"{name}{suffix}").is_file():
+                    return str(base / f"{name}{suffix}")
         if (base / case_id).is_dir():
             return str(base / case_id)
+    return None
+
+
+def _display_source(source: ImageRef) -> ImageRef:
+    """What figures show: the grey image of a colour component reference."""
+    if isinstance(source, ImageFileRef) and source.component is not None:
+        return source.model_copy(update={"component": None})
+    return source
+
+
+def _run_report_source(source: Any) -> ImageRef | None:
+    """An existing image named by a run report's ``source`` (first channel; grey of a colour
+    component)."""
+    if isinstance(source, list) and source:
+        source = source[0]
+    if isinstance(source, dict) and "path" in source:
+        try:
+            return _display_source(ImageFileRef.model_validate(source))
+        except ValueError:
+            return None
+    if isinstance(source, str) and source and Path(source).exists():
+        return source
     return None
 
 
@@ -152,11 +178,11 @@ def _case_source(
     image: ImageRef | None = None
     root: Path | None = None
     if mcase is not None and manifest is not None:
-        image, root = mcase.images[manifest.channels[0]], manifest.root
+        image, root = _display_source(mcase.images[manifest.channels[0]]), manifest.root
     elif image_dir is not None:
         image = _find_image(image_dir, case_id)
-    if image is None and entry.get("source") and Path(str(entry["source"])).exists():
-        image = str(entry["source"])
+    if image is None:
+        image = _run_report_source(entry.get("source"))
     labels_path = _output(pred_dir, entry, "labels", f"{case_id}.nii.gz")
     return CaseSource(
         case_id=case_id,
