@@ -35,6 +35,14 @@ def train_command(
         bool, typer.Option("--resume", help="Continue from checkpoint_last.pt.")
     ] = False,
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
+    preflight: Annotated[
+        bool,
+        typer.Option(
+            "--preflight/--no-preflight",
+            help="First run the whole chain once on two cases (train step, validation, "
+            "inversion, checkpoint) so that a failure shows within a minute.",
+        ),
+    ] = True,
 ) -> None:
     """Train on the manifest's other folds and validate on --fold (plans first if needed)."""
     from medseg.config.run import plan_run
@@ -78,6 +86,7 @@ def train_command(
             on_epoch_end=on_epoch if main else None,
             on_iteration=on_iteration if main else None,
             on_status=lambda s: progress.update(task, status=s),
+            preflight=preflight,
         )
     if main:
         table = Table(title=f"trained {planned.resolved.name} fold {fold}")

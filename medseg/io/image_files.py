@@ -1,4 +1,4 @@
-"""Plain 2D image files (PNG, JPEG, TIFF, BMP) as scans and label maps.
+"""Plain 2D image files (PNG, JPEG, TIFF, BMP, GIF) as scans and label maps.
 
 An image of ``rows x columns`` pixels reads as a one-slice :class:`Volume` ``(X, Y, 1)`` =
 (column, row, 1), like a single DICOM slice (multi-page TIFFs and animated PNGs: one slice per
@@ -38,8 +38,8 @@ from medseg.io.geometry import lps_to_ras_affine
 from medseg.io.volume import Volume
 from medseg.types import PathLike
 
-IMAGE_FILE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
-IMAGE_FORMATS = ("png", "jpeg", "tiff", "bmp")
+IMAGE_FILE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif")
+IMAGE_FORMATS = ("png", "jpeg", "tiff", "bmp", "gif")
 RGB_CHANNELS = ("red", "green", "blue")
 DISPLAY_DPI = (72.0, 96.0)
 MM_PER_INCH = 25.4
@@ -63,7 +63,7 @@ class ImageFileRef(BaseModel):
 
 
 def is_image_file(path: PathLike) -> bool:
-    """Whether ``path`` names a PNG/JPEG/TIFF/BMP file (by extension)."""
+    """Whether ``path`` names a PNG/JPEG/TIFF/BMP/GIF file (by extension)."""
     return Path(path).suffix.lower() in IMAGE_FILE_SUFFIXES
 
 
@@ -177,7 +177,8 @@ def _read_with_tifffile(path: Path) -> ImagePixels:
 
 
 def read_pixels(path: PathLike) -> ImagePixels:
-    """Decode every page of a PNG/JPEG/BMP (PIL) or TIFF (tifffile: PIL truncates 16-bit colour).
+    """Decode every page of a PNG/JPEG/BMP/GIF (PIL) or TIFF (tifffile, as PIL truncates 16-bit
+    colour; PIL for the compressions tifffile needs ``imagecodecs`` for).
 
     Raises:
         DataError: missing, truncated or undecodable file.
@@ -185,17 +186,23 @@ def read_pixels(path: PathLike) -> ImagePixels:
     location = Path(path)
     if not location.is_file():
         raise DataError("image file does not exist", path=location)
+    tiff_error = None
     if _format(location) == "tiff":
         try:
             return _read_with_tifffile(location)
         except DataError:
             raise
-        except Exception as err:  # tifffile raises its own types for every kind of bad file
-            raise DataError(f"cannot read TIFF image: {err}", path=location) from err
+        except Exception as err:  # e.g. LZW without imagecodecs: PIL decodes those
+            tiff_error = err
     try:
         return _read_with_pil(location)
     except (OSError, ValueError, SyntaxError) as err:
-        raise DataError(f"cannot read image: {err}", path=location) from err
+        reason = f"{tiff_error}; {err}" if tiff_error is not None else str(err)
+        raise DataError(
+            f"cannot read image: {reason}",
+            path=location,
+            hint="for compressed TIFFs: pip install imagecodecs" if tiff_error else None,
+        ) from err
 
 
 def sidecar_path(path: PathLike) -> Path:

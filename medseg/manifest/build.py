@@ -25,7 +25,7 @@ from pathlib import Path
 from medseg.errors import ConfigError, DataError
 from medseg.io import qc
 from medseg.io.dicom import SeriesInfo, find_series, iter_files
-from medseg.io.image_files import ImageFileRef, is_image_file
+from medseg.io.image_files import IMAGE_FILE_SUFFIXES, ImageFileRef, is_image_file
 from medseg.io.images import SIDECAR_NAME, load_sidecar
 from medseg.io.nifti import is_nifti
 from medseg.io.qc import Issue
@@ -202,7 +202,7 @@ def _other_candidates(
 
 def _is_sidecar(path: Path) -> bool:
     stem = path.name[: -len(".json")]
-    suffixes = (".nii.gz", ".nii", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+    suffixes = (".nii.gz", ".nii", *IMAGE_FILE_SUFFIXES)
     return any((path.parent / f"{stem}{ext}").exists() for ext in suffixes)
 
 

@@ -11,9 +11,9 @@ Case ids (documented in the README):
 Characters outside ``[A-Za-z0-9._-]`` become ``-``.
 
 Labels in ``--labels DIR`` are matched by file stem (extensions ``.nii.gz``, ``.nii``, ``.nrrd``,
-``.mha``, ``.png``, ``.tif``, ``.tiff``, ``.bmp``, ``.jpg``, ``.jpeg``; an optional ``_label``,
-``_seg`` or ``_mask`` suffix is ignored), in this order: the case id; the image file's stem; the
-PatientID when the patient has exactly one case; the SeriesInstanceUID.
+``.mha``, ``.png``, ``.tif``, ``.tiff``, ``.bmp``, ``.gif``, ``.jpg``, ``.jpeg``; an optional
+``_label``, ``_seg`` or ``_mask`` suffix is ignored), in this order: the case id; the image file's
+stem; the PatientID when the patient has exactly one case; the SeriesInstanceUID.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pathlib import Path
 
 LABEL_SUFFIXES = (
     *(".nii.gz", ".nii", ".nrrd", ".mha"),
-    *(".png", ".tif", ".tiff", ".bmp", ".jpg", ".jpeg"),
+    *(".png", ".tif", ".tiff", ".bmp", ".gif", ".jpg", ".jpeg"),
 )
 _LABEL_TAILS = ("_label", "_labels", "_seg", "_mask")
 _BAD = re.compile(r"[^A-Za-z0-9._-]+")

@@ -28,13 +28,19 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class LoopState:
-    """Counters of the loop (plain values, stored in checkpoints)."""
+    """Counters of the loop (plain values, stored in checkpoints).
+
+    ``pending`` holds the ``metrics.jsonl`` row of an epoch whose training is done and saved
+    but whose validation is not (yet): ``checkpoint_last.pt`` is written before validating, so a
+    failed validation loses no training, and ``--resume`` validates that epoch first.
+    """
 
     epoch: int = 0  # epochs completed
     best_dice: float = -1.0
     best_epoch: int = 0
     bad_validations: int = 0
     seconds: float = 0.0
+    pending: dict[str, Any] | None = None
 
 
 @dataclass
