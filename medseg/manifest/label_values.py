@@ -52,7 +52,7 @@ def decide_label_mapping(
                 hint="save multi-class label maps as PNG or TIFF",
             )
         target = names[0] if names else 1
-        mapping = {v: target if v >= 128 else 0 for v in found}
+        mapping = {v: target if v >= 128 else 0 for v in range(1, 256)}  # every 8-bit value
         return {k: v for k, v in mapping.items() if k != v}
     if len(found) > MAX_LABEL_VALUES:
         raise ConfigError(

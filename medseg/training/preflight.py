@@ -7,8 +7,9 @@ validation split):
 1. ``preprocess``: both cases read, oriented, resampled and normalised as training will;
 2. ``train step``: one optimiser step on a batch of patches (the planned patch and batch size);
 3. ``validation``: the validation case through sliding-window inference and scoring;
-4. ``inversion``: the case segmented from its source files by the predictor (preprocessing,
-   windows, inverse transforms) back onto its source grid;
+4. ``inversion``: the case segmented from its source files by the predictor (reading,
+   preprocessing, windows, inverse transforms; a stand-in network for U-Nets, whose windows step
+   3 ran) back onto its source grid;
 5. ``checkpoint``: a checkpoint written and read back (``weights_only``), as ``medseg predict``
    loads it.
 
@@ -137,12 +138,29 @@ def _train_step(
     )
 
 
+class _Background(torch.nn.Module):
+    """Stand-in network for the inversion step: background everywhere, at no cost (the real
+    network already ran the same windows in the validation step)."""
+
+    def __init__(self, num_classes: int) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = torch.zeros((x.shape[0], self.num_classes, *x.shape[2:]), device=x.device)
+        logits[:, 0] = 1.0
+        return logits
+
+
 def _invert(
     model: torch.nn.Module, manifest: Manifest, case: Case, resolved: ResolvedWorkflow, dev: Any
 ) -> None:
-    """Segment ``case`` from its source files with the predictor; the grid must be the source's."""
+    """Segment ``case`` from its source files with the predictor (semantic models: a stand-in
+    network); the label map must come back on the source grid."""
     from medseg.inference.predictor import Predictor
 
+    if resolved.task.kind == "semantic":
+        model = _Background(resolved.num_classes)
     predictor = Predictor(resolved, [model.eval()], device=dev, checkpoints=[])
     sources = [case.images[ch] for ch in resolved.plan.channels]
     prediction = predictor.predict(sources, root=manifest.root)
