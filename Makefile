@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@# torch first, so nothing pulls the multi-GB CUDA build; an existing torch (e.g. CUDA) is kept.
 	@$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q $(TORCH_CPU)
-	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev,dicom-codecs]"
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev,dicom-codecs,oct]"
 	@touch $(STAMP)
 
 demo: $(STAMP)

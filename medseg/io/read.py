@@ -8,8 +8,10 @@ the same voxels on the same world grid. Supported references:
 * a DICOM file: a multi-frame image (Enhanced CT/MR, Ophthalmic Tomography) or one slice;
 * a folder holding exactly one usable DICOM series (walked recursively);
 * a folder with a ``spacing.json`` sidecar: PNG/TIFF B-scan or slice stack;
-* a PNG, JPEG, TIFF or BMP file (one slice per page; :mod:`medseg.io.image_files`), or an
+* a PNG, JPEG, TIFF, BMP or GIF file (one slice per page; :mod:`medseg.io.image_files`), or an
   :class:`~medseg.io.image_files.ImageFileRef` (one colour component, a pixel spacing);
+* a vendor OCT export: Heidelberg HEYEX ``.vol`` file or XML export (file or folder), read
+  through eyepy (:mod:`medseg.io.oct_vendor`; raster and line scans);
 * a :class:`DicomSeriesRef` (series UID + files, as stored in manifests);
 * a :class:`~medseg.io.dicom.SeriesInfo` from :func:`~medseg.io.dicom.find_series`.
 """
@@ -27,6 +29,7 @@ from medseg.io.dicom_read import read_series
 from medseg.io.image_files import ImageFileRef, is_image_file, read_image_file, read_image_ref
 from medseg.io.images import is_image_stack, read_image_stack
 from medseg.io.nifti import is_nifti, read_nifti, write_nifti
+from medseg.io.oct_vendor import read_vendor_volume, vendor_format
 from medseg.io.sitk_io import is_sitk_file, read_sitk, write_sitk
 from medseg.io.volume import Volume
 from medseg.types import PathLike
@@ -116,19 +119,23 @@ def read_volume(ref: VolumeRef, *, root: PathLike | None = None) -> Volume:
     if not path.exists():
         raise DataError("file or folder does not exist", path=path)
     if path.is_dir():
-        return read_image_stack(path) if is_image_stack(path) else _read_dicom_folder(path)
+        if is_image_stack(path):
+            return read_image_stack(path)
+        return read_vendor_volume(path) if vendor_format(path) else _read_dicom_folder(path)
     if is_nifti(path):
         return read_nifti(path)
     if is_sitk_file(path):
         return read_sitk(path)
+    if vendor_format(path):
+        return read_vendor_volume(path)
     if is_image_file(path):
         return read_image_file(path)
     try:
         header = read_header(path)
     except NotDicomError as err:
         raise DataError(
-            "unsupported file type (expected NIfTI, NRRD/MHA, DICOM, PNG/JPEG/TIFF/BMP or a "
-            "stack folder)",
+            "unsupported file type (expected NIfTI, NRRD/MHA, DICOM, PNG/JPEG/TIFF/BMP/GIF, a "
+            "HEYEX VOL/XML export or a stack folder)",
             path=path,
         ) from err
     except CorruptDicomError as err:

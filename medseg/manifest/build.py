@@ -1,11 +1,12 @@
 """``build_manifest``: a clinical scan folder -> a manifest (cases, labels, folds, issues).
 
 Discovery: DICOM series (headers only, with series QC), NIfTI, NRRD/MHA files, PNG/TIFF stacks
-(folders with ``spacing.json``) and single 2D images (PNG, JPEG, TIFF, BMP; channels and spacing
-decided by :mod:`medseg.manifest.image_cases`). NIfTI files and 2D images may carry a BIDS-style
-JSON sidecar (``<name>.json`` with ``patient_id``, ``study_date``, ``laterality``, ``modality``;
-2D images also ``pixel_spacing_mm``). Label values are mapped by
-:mod:`medseg.manifest.label_values`. Labels come
+(folders with ``spacing.json``), single 2D images (PNG, JPEG, TIFF, BMP, GIF; channels and
+spacing decided by :mod:`medseg.manifest.image_cases`) and vendor OCT exports (HEYEX VOL files and
+XML folders, see :mod:`medseg.manifest.vendor`; their per-B-scan mask folders in ``--labels``
+become NIfTI labels). NIfTI files and 2D images may carry a BIDS-style JSON sidecar
+(``<name>.json`` with ``patient_id``, ``study_date``, ``laterality``, ``modality``; 2D images also
+``pixel_spacing_mm``). Label values are mapped by :mod:`medseg.manifest.label_values`. Labels come
 from ``--labels DIR`` (matched by the rules in :mod:`medseg.manifest.naming`, label names from an
 optional ``labels.json`` there) or from an explicit pairs CSV. Nothing is fatal per file: unusable
 series, unreadable and non-scan files are listed in ``skipped`` with the reason.
@@ -28,10 +29,11 @@ from medseg.io.dicom import SeriesInfo, find_series, iter_files
 from medseg.io.image_files import IMAGE_FILE_SUFFIXES, ImageFileRef, is_image_file
 from medseg.io.images import SIDECAR_NAME, load_sidecar
 from medseg.io.nifti import is_nifti
+from medseg.io.oct_vendor import vendor_format
 from medseg.io.qc import Issue
 from medseg.io.read import DicomSeriesRef
 from medseg.io.sitk_io import is_sitk_file
-from medseg.manifest import naming
+from medseg.manifest import naming, vendor
 from medseg.manifest.image_cases import ImageCases, decide_image_cases
 from medseg.manifest.label_values import decide_label_mapping
 from medseg.manifest.pairs import read_pairs
@@ -210,10 +212,11 @@ def _under(path: Path, folder: Path | None) -> bool:
     return folder is not None and (path == folder or folder in path.parents)
 
 
-def _label_files(labels_dir: Path) -> dict[str, Path]:
+def _label_files(labels_dir: Path, exclude: set[Path]) -> dict[str, Path]:
+    """Label files by label key (files in the ``exclude`` folders left out)."""
     found: dict[str, Path] = {}
     for path in sorted(iter_files([labels_dir])):
-        if path.name.lower().endswith(naming.LABEL_SUFFIXES):
+        if path.name.lower().endswith(naming.LABEL_SUFFIXES) and path.parent not in exclude:
             found.setdefault(naming.label_key(path), path)
     return found
 
@@ -221,7 +224,9 @@ def _label_files(labels_dir: Path) -> dict[str, Path]:
 def _match_labels(
     candidates: Sequence[Candidate], labels_dir: Path, skipped: list[SkippedItem]
 ) -> dict[str, Path]:
-    available = _label_files(labels_dir)
+    has_vendor = any(isinstance(c.source, Path) and vendor_format(c.source) for c in candidates)
+    mask_folders = set(vendor.mask_folders(labels_dir).values()) if has_vendor else set()
+    available = _label_files(labels_dir, mask_folders)  # per-B-scan masks: vendor_mask_labels
     per_patient = Counter(c.patient_id for c in candidates)
     matched: dict[str, Path] = {}
     used: set[Path] = set()
@@ -377,7 +382,10 @@ def discover_candidates(
         summary.skipped.append(SkippedItem(path=str(path), reason=f"unreadable DICOM: {reason}"))
     others = [p for p in discovery.non_dicom if not _under(p, labels_dir)]
     candidates = _series_candidates([s for s in series if s.usable])
+    vendor_sources, others = vendor.split_vendor_files(others, summary.skipped)
     candidates += _other_candidates(others, pattern, summary.skipped)
+    taken = {c.case_id for c in candidates}
+    candidates += vendor.vendor_candidates(vendor_sources, pattern, summary.skipped, taken)
     return candidates, summary
 
 
@@ -472,6 +480,11 @@ def build_manifest(
         raise ConfigError("--patient-pattern needs a named group (?P<patient>...)")
     summary = BuildSummary()
     candidates, labels = _find_candidates(root, labels_path, pairs_csv, pattern, summary)
+    if labels_path is not None and pairs_csv is None:
+        masks_dir = Path(output).resolve().parent / f"{Path(output).stem}_labels"
+        labels |= vendor.vendor_mask_labels(
+            candidates, labels_path, labels, masks_dir, summary.skipped
+        )
     names, lesions, mapping = _label_spec(labels_path, labels, label_names, lesion_labels)
     images2d = _image_decisions(candidates, pixel_spacing_mm, summary.skipped)
     candidates.sort(key=lambda c: c.case_id)
