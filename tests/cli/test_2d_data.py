@@ -23,7 +23,14 @@ runner = CliRunner()
 
 # kind -> extra `manifest build` options (--spacing, --pairs or --labels with names)
 BUILD = {
-    "nifti_one_slice": ["--labels", "{root}/labels", "--label-names", "1=disk"],
+    "nifti_one_slice": [
+        "--labels",
+        "{root}/labels",
+        "--label-names",
+        "1=disk",
+        "--lesion-labels",
+        "1",
+    ],
     "png_grey": ["--labels", "{root}/labels", "--spacing", "0.2"],
     "png_rgb": ["--labels", "{root}/labels", "--label-names", "1=disk"],
     "tiff": ["--pairs", "{root}/pairs.csv"],

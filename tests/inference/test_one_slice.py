@@ -137,3 +137,39 @@ def test_oracle_predictions_sit_on_the_source_pixels(
             source = read_volume(case.images[channels[0]], root=manifest.root)
             np.testing.assert_allclose(pred.affine, source.affine, atol=1e-6)
             np.testing.assert_array_equal(pred.array, label.array)
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2])
+def test_report_diameters_of_one_slice(axis: int) -> None:
+    """RECIST axes and the longest diameter are measured in the slice's own plane."""
+    from medseg.reports.diameters import inplane_axes_along, longest_diameter, surface_voxels
+
+    yy, xx = np.mgrid[:40, :50]
+    ellipse = ((yy - 20) / 15.0) ** 2 + ((xx - 25) / 10.0) ** 2 < 1  # 29 x 19 px across
+    mask = np.expand_dims(ellipse, axis)
+    linear = np.diag(np.insert([0.5, 0.5], axis, 2.0))
+    assert len(surface_voxels(mask)) == len(surface_voxels(ellipse))  # the outline only
+    axes = inplane_axes_along(mask, linear, axis)
+    assert axes.long_mm == pytest.approx(14.0, abs=0.6) and axes.short_mm == pytest.approx(
+        9.0, abs=0.6
+    )
+    assert all(end[axis] == 0 for end in (*axes.long_ends, *axes.short_ends))
+    assert longest_diameter(mask, linear).length_mm == pytest.approx(axes.long_mm, abs=0.5)
+
+
+def test_fingerprint_of_one_slice_images(tmp_path: Path) -> None:
+    from medseg.manifest.build import build_manifest
+    from medseg.manifest.fingerprint import compute_fingerprint
+
+    root = write_2d_dataset(tmp_path / "d", "nifti_one_slice", n_cases=3)
+    built = build_manifest(
+        root / "images",
+        tmp_path / "m.json",
+        labels_dir=root / "labels",
+        n_folds=1,
+        lesion_labels=[1],
+    ).manifest
+    built._location = (tmp_path / "m.json").resolve()
+    fingerprint = compute_fingerprint(built)
+    assert all(shape[1] == 1 for shape in fingerprint.shapes)  # oriented: the coronal slice
+    assert fingerprint.lesions["1"].n_lesions == 3  # one disk per image
