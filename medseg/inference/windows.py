@@ -10,7 +10,8 @@ Doing less work: ``crop_foreground`` restricts sliding to the bounding box of th
 region (body for CT: voxels above the clip floor; retina band for OCT and non-zero for MR: Otsu
 on a 4x downsampled copy) plus a margin of up to an eighth of a window (less where the margin
 would add a row of windows); ``skip_empty`` skips windows whose region holds no foreground.
-Voxels no computed window covers are background.
+Voxels no computed window covers are background. Axes shorter than a 4-voxel block (a one-slice
+image, a thin slab) are pooled over what they have and get no crop margin.
 """
 
 from __future__ import annotations
