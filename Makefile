@@ -1,6 +1,7 @@
 # Set-up and the two main commands. Every target creates/reuses the virtual environment in .venv.
-#   make demo   - the end-to-end demo on synthetic scans (the main job)
-#   make test   - the whole test suite (what CI runs through .ci/run)
+#   make demo     - the end-to-end demo on synthetic scans (the main job)
+#   make test     - the whole test suite (what CI runs through .ci/run)
+#   make examples - the example data + data_manifests/ of every shipped workflow (medseg synth examples)
 # On a CUDA machine: create .venv and install your CUDA torch into it first; `make` keeps it.
 
 PYTHON ?= python3
@@ -10,7 +11,7 @@ STAMP := $(VENV)/.medseg-installed
 TORCH_CPU ?= torch==2.13.0
 DEMO_DIR ?= demo_out
 
-.PHONY: install demo demo-quick test lint clean
+.PHONY: install demo demo-quick examples test lint clean
 
 install: $(STAMP)
 
@@ -26,6 +27,9 @@ demo: $(STAMP)
 
 demo-quick: $(STAMP)
 	$(BIN)/medseg demo --quick -o $(DEMO_DIR)-quick
+
+examples: $(STAMP)
+	$(BIN)/medseg synth examples
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
