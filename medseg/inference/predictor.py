@@ -68,6 +68,25 @@ class Prediction:
     instance_map: Volume | None = None
 
 
+def check_slice_axis(resolved: ResolvedWorkflow, volume: Volume) -> None:
+    """Refuse a one-slice image whose slice lies across another axis than a 2D model's.
+
+    Raises:
+        DataError: e.g. a model trained on coronal one-slice NIfTIs given an axial PNG.
+    """
+    from medseg.manifest.fingerprint import oriented
+
+    shape, _ = oriented(volume)
+    flat = [a for a, n in enumerate(shape) if n == 1]
+    if resolved.spatial_dims == 2 and len(flat) == 1 and flat[0] != resolved.slice_axis:
+        raise DataError(
+            f"the image has one slice across axis {flat[0]} (after orientation to "
+            f"{resolved.preprocess.orientation}); this 2D model slices along axis "
+            f"{resolved.slice_axis}",
+            hint="give images stored like the training images (same plane)",
+        )
+
+
 def _fold_dirs(run_dir: Path, folds: Sequence[int] | None) -> list[Path]:
     found = sorted(
         run_dir.glob("fold_*"),
@@ -294,6 +313,7 @@ class Predictor:
                 f"{fmt(planned)} mm",
                 hint="is this the right model for these scans?",
             )
+        check_slice_axis(self.resolved, volume)
 
     def predict(
         self,

@@ -173,3 +173,18 @@ def test_fingerprint_of_one_slice_images(tmp_path: Path) -> None:
     fingerprint = compute_fingerprint(built)
     assert all(shape[1] == 1 for shape in fingerprint.shapes)  # oriented: the coronal slice
     assert fingerprint.lesions["1"].n_lesions == 3  # one disk per image
+
+
+def test_one_slice_image_in_another_plane_fails_alone(
+    tmp_path: Path, oracle_2d: Callable[[Path], object]
+) -> None:
+    """A 2D model of coronal one-slice NIfTIs given an axial PNG: that case fails, clearly."""
+    root = write_2d_dataset(tmp_path / "data", "nifti_one_slice", n_cases=2, encoded=True)
+    predictor, _ = oracle_2d(root)
+    other = write_2d_dataset(tmp_path / "png", "png_grey", n_cases=1, encoded=True)
+    inputs = [root / "images" / "P0_img.nii.gz", other / "images" / "P0_img.png"]
+    results = list(
+        predict_cases(predictor, cases_from_inputs(inputs), tmp_path / "out", BatchOptions())
+    )
+    assert [r.status for r in results] == ["done", "failed"]
+    assert "slices along axis 1" in (results[1].error or "")
