@@ -39,7 +39,6 @@ from medseg.io.volume import Volume
 from medseg.types import PathLike
 
 IMAGE_FILE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif")
-IMAGE_FORMATS = ("png", "jpeg", "tiff", "bmp", "gif")
 RGB_CHANNELS = ("red", "green", "blue")
 DISPLAY_DPI = (72.0, 96.0)
 MM_PER_INCH = 25.4
