@@ -1,13 +1,21 @@
-"""Test helpers: make messy DICOM series out of clean synthetic ones."""
+"""Test helpers: messy DICOM series out of clean synthetic ones; artifact schema checks."""
 
 from __future__ import annotations
 
+import csv
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import pydicom
 
+from medseg.artifacts import (
+    CaseMetricsRow,
+    LesionRow,
+    RunReport,
+    read_instances_file,
+    read_run_report,
+)
 from medseg.synth.dicom_common import make_uid
 
 
@@ -47,3 +55,27 @@ def add_localizer(folder: Path, *, same_series: bool = True) -> Path:
     out = folder / "LOCALIZER.dcm"
     ds.save_as(out, enforce_file_format=True)
     return out
+
+
+def validate_prediction_folder(out: Path) -> RunReport:
+    """``run_report.json`` and every ``<case_id>.json`` of a prediction folder against their
+    schemas; what medseg writes fills every field of an instance record."""
+    report = read_run_report(out / "run_report.json")
+    assert report.schema_version == 1 and report.medseg_version and report.created
+    assert report.summary == RunReport.count(report.cases)
+    for case in report.cases:
+        if "instances_json" in case.outputs:
+            for record in read_instances_file(out / case.outputs["instances_json"]).instances:
+                assert None not in record.model_dump().values(), record
+    return report
+
+
+def validate_evaluation_folder(folder: Path) -> tuple[list[CaseMetricsRow], list[LesionRow]]:
+    """``case_metrics.csv`` and ``lesions.csv``: the schemas' header and rows that parse."""
+    tables = []
+    for name, schema in (("case_metrics.csv", CaseMetricsRow), ("lesions.csv", LesionRow)):
+        with (folder / name).open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            assert tuple(reader.fieldnames or ()) == schema.columns(), name
+            tables.append([schema.model_validate(row) for row in reader])
+    return tables[0], tables[1]  # type: ignore[return-value]

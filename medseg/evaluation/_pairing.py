@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from medseg.artifacts import RUN_REPORT, read_instances_file, read_run_report
 from medseg.errors import ConfigError, DataError
 from medseg.evaluation.evaluate import PredictedInstances, check_geometry
 from medseg.io.atomic import PARTIAL_TAG
@@ -59,16 +59,15 @@ def _prediction_files(pred_dir: Path) -> dict[str, Path]:
 
 
 def _run_report_labels(pred_dir: Path) -> dict[int, str] | None:
-    path = pred_dir / "run_report.json"
+    """Foreground label names of the folder's ``run_report.json`` (None: no report or names).
+
+    Raises:
+        DataError: the report is not a run report (:func:`~medseg.artifacts.read_run_report`).
+    """
+    path = pred_dir / RUN_REPORT
     if not path.is_file():
         return None
-    try:
-        labels = json.loads(path.read_text(encoding="utf-8")).get("labels")
-        if labels is None:
-            return None
-        return {int(k): str(v) for k, v in labels.items() if int(k) != 0}
-    except (ValueError, AttributeError, TypeError) as err:
-        raise DataError(f"unreadable labels in run_report.json: {err}", path=path) from err
+    return read_run_report(path).label_names(foreground_only=True) or None
 
 
 def plan_cases(pred_dir: Path, ref: Path) -> CasePlan:
@@ -94,7 +93,7 @@ def plan_cases(pred_dir: Path, ref: Path) -> CasePlan:
             cid: functools.partial(read_volume, path) for cid, path in _nifti_files(ref).items()
         }
         found = _run_report_labels(pred_dir)
-        source = "run_report.json" if found else "label values"
+        source = RUN_REPORT if found else "label values"
         return CasePlan(pred, refs, found, None, str(ref), source)
     raise ConfigError(
         f"the reference {str(ref)!r} is neither a manifest (.json) nor a folder of label maps",
@@ -116,17 +115,11 @@ def read_instances(
     if not (map_path.is_file() and info_path.is_file()):
         return None
     try:
-        info = json.loads(info_path.read_text(encoding="utf-8"))
-        items = info["instances"]
-        labels = {int(i["instance_id"]): int(i["label"]) for i in items}
-        scores = {int(i["instance_id"]): float(i.get("score", 1.0)) for i in items}
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise DataError(
-            f"invalid instance list: {err}",
-            path=info_path,
-            case_id=case_id,
-            hint='expected {"instances": [{"instance_id": 1, "label": 2, "score": 0.9}, ...]}',
-        ) from err
+        items = read_instances_file(info_path).instances
+    except DataError as err:
+        raise DataError(err.message, path=info_path, case_id=case_id, hint=err.hint) from err
+    labels = {i.instance_id: i.label for i in items}
+    scores = {i.instance_id: i.score for i in items}
     volume = read_volume(map_path)
     check_geometry(volume, ref, case_id=case_id, atol_mm=atol_mm, what="instance map")
     return PredictedInstances(np.rint(np.asarray(volume.array)).astype(np.int64), labels, scores)

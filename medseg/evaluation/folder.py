@@ -21,10 +21,10 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 
+from medseg.artifacts import EvalStatus
 from medseg.errors import DataError, GeometryError
 from medseg.evaluation._pairing import (
     CasePlan,
@@ -46,13 +46,11 @@ from medseg.types import PathLike
 
 logger = logging.getLogger(__name__)
 
-CaseStatus = Literal["ok", "skipped", "failed"]
-
-__all__ = ["CaseResult", "evaluate_folder"]
+__all__ = ["CaseEvaluation", "evaluate_folder"]
 
 
 @dataclass(frozen=True)
-class CaseResult:
+class CaseEvaluation:
     """Outcome of one case, yielded by :func:`evaluate_folder` as soon as it is known.
 
     Attributes:
@@ -65,7 +63,7 @@ class CaseResult:
     """
 
     case_id: str
-    status: CaseStatus
+    status: EvalStatus
     index: int
     total: int
     reason: str = ""
@@ -121,23 +119,23 @@ def _run_case(
     options: EvaluationOptions,
     index: int,
     total: int,
-) -> CaseResult:
+) -> CaseEvaluation:
     start = time.perf_counter()
     if case_id not in plan.pred:
         reason = f"no prediction {case_id}.nii.gz in the prediction folder"
-        return CaseResult(case_id, "skipped", index, total, reason)
+        return CaseEvaluation(case_id, "skipped", index, total, reason)
     if case_id not in plan.ref:
         reason = f"no reference label map for this case in {plan.description}"
-        return CaseResult(case_id, "skipped", index, total, reason)
+        return CaseEvaluation(case_id, "skipped", index, total, reason)
     try:
         metrics = _evaluate_pair(case_id, plan, pred_dir, lesion_labels, options)
     except GeometryError as err:
-        return CaseResult(case_id, "skipped", index, total, err.describe(with_hint=False))
+        return CaseEvaluation(case_id, "skipped", index, total, err.describe(with_hint=False))
     except DataError as err:
-        return CaseResult(case_id, "failed", index, total, err.describe(with_hint=False))
+        return CaseEvaluation(case_id, "failed", index, total, err.describe(with_hint=False))
     seconds = time.perf_counter() - start
     logger.debug("case %s evaluated in %.2f s", case_id, seconds)
-    return CaseResult(case_id, "ok", index, total, metrics=metrics, seconds=seconds)
+    return CaseEvaluation(case_id, "ok", index, total, metrics=metrics, seconds=seconds)
 
 
 def complete_classes(
@@ -176,7 +174,7 @@ def evaluate_folder(
     *,
     lesion_labels: Sequence[int | str] | None = None,
     options: EvaluationOptions | None = None,
-) -> Iterator[CaseResult]:
+) -> Iterator[CaseEvaluation]:
     """Evaluate every prediction of a folder; yield each case, then write the outputs.
 
     Args:
@@ -190,7 +188,7 @@ def evaluate_folder(
         options: metric settings.
 
     Yields:
-        One :class:`CaseResult` per case id found on either side, in case-id order. The outputs
+        One :class:`CaseEvaluation` per case id found on either side, in case-id order. The outputs
         are written when the generator is exhausted.
 
     Raises:
@@ -205,7 +203,7 @@ def evaluate_folder(
     plan = plan_cases(pred_path, ref_path)
     wanted = resolve_lesion_labels(lesion_labels, plan.labels)
     case_ids = sorted(set(plan.pred) | set(plan.ref))
-    results: list[CaseResult] = []
+    results: list[CaseEvaluation] = []
     for index, case_id in enumerate(case_ids, start=1):
         result = _run_case(case_id, plan, pred_path, wanted, options, index, len(case_ids))
         if result.status != "ok":

@@ -73,6 +73,12 @@ class BuildSummary:
     files_seen: int = 0
     skipped: list[SkippedItem] = field(default_factory=list)
 
+    def count(self, cases: Sequence[Case]) -> None:
+        """Fill the patient, study, case and labelled counts from the final cases."""
+        self.patients = len({c.patient_id for c in cases})
+        self.studies = len({(c.patient_id, c.study_date) for c in cases})
+        self.cases, self.labelled = len(cases), sum(1 for c in cases if c.label)
+
     @property
     def skipped_reasons(self) -> Counter[str]:
         """How many items were skipped for each reason kind (text before the first colon)."""
@@ -389,14 +395,31 @@ def discover_candidates(
     return candidates, summary
 
 
-def _find_candidates(
+def _patient_regex(patient_pattern: str | None) -> re.Pattern[str] | None:
+    """``--patient-pattern`` compiled; it must have a ``(?P<patient>...)`` group."""
+    try:
+        pattern = re.compile(patient_pattern) if patient_pattern else None
+    except re.error as err:
+        raise ConfigError(f"invalid --patient-pattern: {err}") from err
+    if pattern is not None and "patient" not in pattern.groupindex:
+        raise ConfigError("--patient-pattern needs a named group (?P<patient>...)")
+    return pattern
+
+
+def _scan(
     root: Path,
     labels_path: Path | None,
     pairs_csv: PathLike | None,
     pattern: re.Pattern[str] | None,
     summary: BuildSummary,
+    masks_dir: Path,
 ) -> tuple[list[Candidate], dict[str, Path]]:
-    """Candidates and their label files, from a pairs CSV or by discovery and name matching."""
+    """The scans (from the pairs CSV, or discovered) and their label maps by case id
+    (per-B-scan vendor masks become NIfTI label maps in ``masks_dir``).
+
+    Raises:
+        DataError: no usable scan.
+    """
     if pairs_csv is not None:
         candidates, labels = read_pairs(Path(pairs_csv), root, summary.skipped)
     else:
@@ -404,6 +427,10 @@ def _find_candidates(
             root, labels_dir=labels_path, pattern=pattern, summary=summary
         )
         labels = _match_labels(candidates, labels_path, summary.skipped) if labels_path else {}
+        if labels_path is not None:
+            labels |= vendor.vendor_mask_labels(
+                candidates, labels_path, labels, masks_dir, summary.skipped
+            )
     if not candidates:
         raise DataError(
             "no usable scans found", path=root, hint="see the skipped files listed above"
@@ -472,26 +499,16 @@ def build_manifest(
     labels_path = None if labels_dir is None else Path(labels_dir).resolve()
     if labels_path is not None and pairs_csv is not None:
         raise ConfigError("give either --labels or --pairs, not both")
-    try:
-        pattern = re.compile(patient_pattern) if patient_pattern else None
-    except re.error as err:
-        raise ConfigError(f"invalid --patient-pattern: {err}") from err
-    if pattern is not None and "patient" not in pattern.groupindex:
-        raise ConfigError("--patient-pattern needs a named group (?P<patient>...)")
     summary = BuildSummary()
-    candidates, labels = _find_candidates(root, labels_path, pairs_csv, pattern, summary)
-    if labels_path is not None and pairs_csv is None:
-        masks_dir = Path(output).resolve().parent / f"{Path(output).stem}_labels"
-        labels |= vendor.vendor_mask_labels(
-            candidates, labels_path, labels, masks_dir, summary.skipped
-        )
+    masks_dir = Path(output).resolve().parent / f"{Path(output).stem}_labels"
+    candidates, labels = _scan(
+        root, labels_path, pairs_csv, _patient_regex(patient_pattern), summary, masks_dir
+    )
     names, lesions, mapping = _label_spec(labels_path, labels, label_names, lesion_labels)
     images2d = _image_decisions(candidates, pixel_spacing_mm, summary.skipped)
     candidates.sort(key=lambda c: c.case_id)
     cases = [_to_case(c, labels.get(c.case_id), root, images2d) for c in candidates]
-    table: list[tuple[str, str, str, str]] = []
-    if pseudonym_key is not None:
-        cases, table = pseudonymize_cases(cases, pseudonym_key)
+    cases, table = pseudonymize_cases(cases, pseudonym_key) if pseudonym_key else (cases, [])
     cases = assign_splits(cases, n_folds=n_folds, seed=seed, test_fraction=test_fraction)
     out_dir = Path(output).resolve().parent
     summary.skipped = [_relative_skip(item, root) for item in summary.skipped]
@@ -506,14 +523,9 @@ def build_manifest(
         cases=cases,
         skipped=summary.skipped,
     )
-    summary.patients = len({c.patient_id for c in cases})
-    summary.studies = len({(c.patient_id, c.study_date) for c in cases})
-    summary.cases, summary.labelled = len(cases), sum(1 for c in cases if c.label)
+    summary.count(cases)
     logger.info(
         "manifest %s: %d cases (%d labelled), %d skipped",
-        manifest.name,
-        summary.cases,
-        summary.labelled,
-        len(summary.skipped),
+        *(manifest.name, summary.cases, summary.labelled, len(summary.skipped)),
     )
     return BuildResult(manifest, summary, table)

@@ -10,12 +10,19 @@ numeric class names, every foreground class a lesion class).
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from medseg.artifacts import (
+    RUN_REPORT,
+    CaseResult,
+    PredictStatus,
+    RunReport,
+    read_instances_file,
+    read_run_report,
+)
 from medseg.errors import ConfigError, DataError
 from medseg.io.atomic import PARTIAL_TAG
 from medseg.io.image_files import IMAGE_FILE_SUFFIXES, ImageFileRef
@@ -26,7 +33,6 @@ from medseg.types import PathLike
 
 logger = logging.getLogger(__name__)
 
-RUN_REPORT = "run_report.json"
 INSTANCES_SUFFIX = "_instances"
 _IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".dcm", *IMAGE_FILE_SUFFIXES)
 
@@ -47,7 +53,7 @@ class CaseSource:
     instances_json: Path | None = None
     image: ImageRef | None = None
     image_root: Path | None = None
-    status: str = "done"
+    status: PredictStatus = "done"
     error: str | None = None
 
 
@@ -59,7 +65,7 @@ class PredictionSet:
     cases: list[CaseSource]
     label_names: dict[int, str]
     lesion_labels: list[int] | None
-    run_report: dict[str, Any] = field(default_factory=dict)
+    run_report: RunReport = field(default_factory=RunReport)
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -71,20 +77,16 @@ class PredictionSet:
         return groups
 
 
-def _read_run_report(pred_dir: Path, warnings: list[str]) -> dict[str, Any]:
+def _read_run_report(pred_dir: Path, warnings: list[str]) -> RunReport:
     path = pred_dir / RUN_REPORT
     if not path.is_file():
         warnings.append(f"no {RUN_REPORT} in the prediction folder; provenance unknown")
-        return {}
+        return RunReport()
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        warnings.append(f"{RUN_REPORT} is unreadable ({err}); ignored")
-        return {}
-    if not isinstance(data, dict):
-        warnings.append(f"{RUN_REPORT} is not a JSON object; ignored")
-        return {}
-    return data
+        return read_run_report(path)
+    except DataError as err:
+        warnings.append(f"{RUN_REPORT} ignored: {err.message}")
+        return RunReport()
 
 
 def _discovered_case_ids(pred_dir: Path) -> list[str]:
@@ -158,16 +160,15 @@ def _run_report_source(source: Any) -> ImageRef | None:
     return None
 
 
-def _output(pred_dir: Path, entry: dict[str, Any], key: str, default: str) -> Path | None:
-    outputs = entry.get("outputs") if isinstance(entry.get("outputs"), dict) else {}
-    name = outputs.get(key) if isinstance(outputs, dict) else None
-    path = pred_dir / str(name or default)
+def _output(pred_dir: Path, entry: CaseResult | None, key: str, default: str) -> Path | None:
+    name = entry.outputs.get(key) if entry is not None else None
+    path = pred_dir / (name or default)
     return path if (name or path.exists()) else None
 
 
 def _case_source(
     case_id: str,
-    entry: dict[str, Any],
+    entry: CaseResult | None,
     pred_dir: Path,
     manifest: Manifest | None,
     image_dir: Path | None,
@@ -182,21 +183,23 @@ def _case_source(
     elif image_dir is not None:
         image = _find_image(image_dir, case_id)
     if image is None:
-        image = _run_report_source(entry.get("source"))
+        image = _run_report_source(entry.source if entry is not None else None)
     labels_path = _output(pred_dir, entry, "labels", f"{case_id}.nii.gz")
     return CaseSource(
         case_id=case_id,
-        patient_id=_text(entry.get("patient_id"), mcase and mcase.patient_id) or case_id,
-        study_date=normalize_date(_text(entry.get("study_date"), mcase and mcase.study_date)),
-        laterality=normalize_laterality(_text(entry.get("laterality"), mcase and mcase.laterality)),
-        modality=_text(entry.get("modality"), mcase and mcase.modality),
+        patient_id=_text(entry and entry.patient_id, mcase and mcase.patient_id) or case_id,
+        study_date=normalize_date(_text(entry and entry.study_date, mcase and mcase.study_date)),
+        laterality=normalize_laterality(
+            _text(entry and entry.laterality, mcase and mcase.laterality)
+        ),
+        modality=_text(entry and entry.modality, mcase and mcase.modality),
         labels_path=labels_path or pred_dir / f"{case_id}.nii.gz",
         instances_path=_output(pred_dir, entry, "instances", f"{case_id}{INSTANCES_SUFFIX}.nii.gz"),
         instances_json=_output(pred_dir, entry, "instances_json", f"{case_id}.json"),
         image=image,
         image_root=root,
-        status=str(entry.get("status") or "done"),
-        error=_text(entry.get("error")),
+        status=entry.status if entry is not None else "done",
+        error=entry.error if entry is not None else None,
     )
 
 
@@ -211,16 +214,16 @@ def _open_images(images: PathLike | None) -> tuple[Manifest | None, Path | None]
     return load_manifest(path), None
 
 
-def _label_names(run: dict[str, Any], manifest: Manifest | None) -> dict[int, str]:
-    raw = run.get("labels") if isinstance(run.get("labels"), dict) else None
-    raw = raw or (manifest.labels if manifest is not None else {})
+def _label_names(run: RunReport, manifest: Manifest | None) -> dict[int, str]:
+    if run.labels:
+        return run.label_names()
+    raw = manifest.labels if manifest is not None else {}
     return {int(k): str(v) for k, v in raw.items() if str(k).lstrip("-").isdigit()}
 
 
-def _lesion_labels(run: dict[str, Any], manifest: Manifest | None) -> list[int] | None:
-    values = run.get("lesion_labels")
-    if isinstance(values, list) and values:
-        return [int(v) for v in values]
+def _lesion_labels(run: RunReport, manifest: Manifest | None) -> list[int] | None:
+    if run.lesion_labels:
+        return list(run.lesion_labels)
     if manifest is not None and manifest.lesion_labels:
         return list(manifest.lesion_labels)
     return None
@@ -246,10 +249,9 @@ def load_prediction_set(pred_dir: PathLike, *, images: PathLike | None = None) -
     warnings: list[str] = []
     run = _read_run_report(folder, warnings)
     manifest, image_dir = _open_images(images)
-    entries = [e for e in run.get("cases") or [] if isinstance(e, dict) and e.get("case_id")]
-    by_id = {str(e["case_id"]): e for e in entries}
+    by_id = {e.case_id: e for e in run.cases}
     ids = list(dict.fromkeys([*by_id, *_discovered_case_ids(folder)]))
-    cases = [_case_source(i, by_id.get(i, {}), folder, manifest, image_dir) for i in ids]
+    cases = [_case_source(i, by_id.get(i), folder, manifest, image_dir) for i in ids]
     if not cases:
         raise DataError(
             "no predicted label maps (<case_id>.nii.gz) in the prediction folder",
@@ -271,17 +273,10 @@ def load_instance_info(path: Path | None) -> dict[int, InstanceInfo]:
     if path is None or not path.is_file():
         return {}
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        logger.warning("instance file %s is unreadable (%s); scores not reported", path.name, err)
+        items = read_instances_file(path).instances
+    except DataError as err:
+        logger.warning(
+            "instance file %s not used (%s); scores not reported", path.name, err.message
+        )
         return {}
-    items = data.get("instances") if isinstance(data, dict) else None
-    info: dict[int, InstanceInfo] = {}
-    for item in items or []:
-        if isinstance(item, dict) and isinstance(item.get("instance_id"), int):
-            label, score = item.get("label"), item.get("score")
-            info[item["instance_id"]] = InstanceInfo(
-                label=int(label) if isinstance(label, int) else None,
-                score=float(score) if isinstance(score, (int, float)) else None,
-            )
-    return info
+    return {i.instance_id: InstanceInfo(label=i.label, score=i.score) for i in items}

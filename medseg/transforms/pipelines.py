@@ -17,7 +17,8 @@ from typing import Any, cast
 import numpy as np
 from monai import transforms as mt
 
-from medseg.config.schema import IntensityConfig, ResolvedWorkflow
+from medseg.config.schema import ResolvedIntensity, ResolvedWorkflow
+from medseg.labelmaps import label_dtype
 from medseg.transforms.load import LabelOnImageGridd, LoadVolumed
 from medseg.types import PathLike
 
@@ -46,8 +47,8 @@ def target_pixdim(resolved: ResolvedWorkflow) -> list[float]:
     return pixdim
 
 
-def intensity_transforms(intensity: IntensityConfig, keys: Sequence[str] = (IMAGE,)) -> list[Any]:
-    """Normalisation for a resolved :class:`IntensityConfig` (MONAI transforms only)."""
+def intensity_transforms(intensity: ResolvedIntensity, keys: Sequence[str] = (IMAGE,)) -> list[Any]:
+    """Normalisation for a resolved intensity section (MONAI transforms only)."""
     scheme = intensity.scheme
     if scheme == "ct":
         clip = cast(tuple[float, float], intensity.clip)
@@ -115,8 +116,9 @@ def preprocess_transforms(
 
 
 def _label_ops(resolved: ResolvedWorkflow, image_key: str, mapping: Mapping[int, int]) -> list[Any]:
-    """Label grid, value mapping and integer dtype (after loading)."""
-    dtype = np.uint8 if len(resolved.plan.labels) < 256 else np.int16
+    """Label grid, value mapping and integer dtype (after loading: the file's values are mapped
+    before they are narrowed)."""
+    dtype = label_dtype(max(int(v) for v in resolved.plan.labels), signed=True)
     ops: list[Any] = [LabelOnImageGridd(LABEL, image_key)]
     if mapping:
         ops.append(mt.MapLabelValued(LABEL, list(mapping), list(mapping.values()), dtype=np.int32))
@@ -126,11 +128,7 @@ def _label_ops(resolved: ResolvedWorkflow, image_key: str, mapping: Mapping[int,
 
 def sample_size(resolved: ResolvedWorkflow) -> list[int]:
     """3D crop size of a training sample (2D: 1 along the slice axis)."""
-    if resolved.spatial_dims == 3:
-        return list(resolved.patch_size)
-    size = list(resolved.patch_size)
-    size.insert(resolved.slice_axis, 1)
-    return size
+    return list(resolved.volume_patch)
 
 
 def class_ratios(resolved: ResolvedWorkflow) -> list[float]:
@@ -150,7 +148,7 @@ def _augmentations(resolved: ResolvedWorkflow) -> list[Any]:
     keys = [IMAGE, LABEL]
     strength = {"light": 0.5, "default": 1.0, "heavy": 1.5}[preset]
     rotate = np.radians(15.0 * strength)
-    flip_axes = cast(list[int], resolved.train.augmentation.flip_axes)
+    flip_axes = resolved.train.augmentation.flip_axes
     ops: list[Any] = [mt.RandFlipd(keys, prob=0.5, spatial_axis=axis) for axis in flip_axes]
     if preset != "light":
         ops.insert(
