@@ -481,7 +481,8 @@ def build_manifest(
         name: manifest name (default: output file stem).
         labels_dir: folder of label maps named by the pairing rules.
         pairs_csv: explicit ``image,label[,case_id,patient_id,study_date,laterality]`` CSV.
-        n_folds: patient-level cross-validation folds.
+        n_folds: patient-level cross-validation folds (ignored without labels: an
+            inference-only manifest puts every case in the test split, ``n_folds`` 1).
         seed: fold shuffling seed.
         test_fraction: fraction of labelled patients held out as the test split.
         label_names: ``{value: name}`` (default: ``labels.json`` in ``labels_dir``).
@@ -519,7 +520,7 @@ def build_manifest(
         lesion_labels=lesions,
         label_mapping=mapping,
         channels=list(images2d.channels),
-        n_folds=n_folds,
+        n_folds=n_folds if labels else 1,  # inference only: no folds
         cases=cases,
         skipped=summary.skipped,
     )
