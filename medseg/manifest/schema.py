@@ -159,14 +159,20 @@ class Manifest(BaseModel):
     def read_label(self, case: Case) -> Volume:
         """Read the case's label map with ``label_mapping`` applied (ValueError if it has none).
 
-        A label map stored as a 2D image file takes its image's grid.
+        Any label-map format :func:`~medseg.io.label_files.read_label_map` reads (segmentation
+        objects map their segments by the manifest's label names); a label map stored as a 2D
+        image file takes its image's grid.
 
         Raises:
+            DataError: unreadable label map.
             GeometryError: a 2D label image whose size differs from the image's.
         """
+        from medseg.io.label_files import read_label_map
+
         if case.label is None:
             raise ValueError(f"case {case.case_id} has no label")
-        label = read_volume(case.label, root=self.root)
+        names = {int(k): v for k, v in self.labels.items() if k != "0"}
+        label = read_label_map(self.resolve(case.label), label_names=names)
         if "spacing_source" in label.meta:  # a plain image file: no geometry of its own
             label = on_image_grid(label, self.read_image(case), case.case_id)
         return label.with_array(apply_label_mapping(label.array, self.label_map))
