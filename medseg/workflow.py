@@ -85,16 +85,17 @@ def _predict_cases(planned: PlannedRun, fold: int, split: str) -> list[Any]:
     ]
     if not chosen:
         raise DataError(f"no {split} cases and no cases in fold {fold} to predict")
-    channel = manifest.channels[0]
+    channels = manifest.channels
     return [
         CaseInput(
             c.case_id,
-            c.images[channel],
+            c.images[channels[0]],
             manifest.root,
             c.patient_id,
             c.study_date,
             c.laterality,
             c.modality,
+            channels=[c.images[ch] for ch in channels] if len(channels) > 1 else [],
         )
         for c in chosen
     ]
@@ -181,7 +182,7 @@ def _predict_stage(ctx: _Run, stage: StageResult, cases: Sequence[Any]) -> None:
     predictor = Predictor.from_run(ctx.out.run_dir, folds=[ctx.fold], device=ctx.device)
     options = BatchOptions(overwrite=True, dicom_seg=ctx.dicom_seg)
     done = list(predict_cases(predictor, cases, ctx.out.pred_dir, options))
-    failed = [r.case_id for r in done if r.status == "failed"]
+    failed = [r.case_id for r in done if r.status in ("failed", "partial")]
     stage.detail = f"{plural(len(done) - len(failed), 'case')} segmented" + (
         f", failed: {failed}" if failed else ""
     )

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from medseg.cli import _console
-from medseg.cli._options import PseudonymKeyOpt
+from medseg.cli._options import PseudonymKeyOpt, SpacingOpt, parse_spacing
 from medseg.text import plural
+
+if TYPE_CHECKING:
+    from medseg.manifest.schema import Case
 
 app = typer.Typer(help="Build, check, import and export dataset manifests.", no_args_is_help=True)
 
@@ -68,16 +72,29 @@ def _build_tables(result: object) -> None:
         for item in s.skipped:
             skipped.add_row(item.path, item.reason)
         _console.out.print(skipped)
-    warned = [
-        (c.case_id, i) for c in result.manifest.cases for i in c.issues if i.severity != "info"
-    ]
-    if warned:
-        issues = Table(title="case warnings")
-        for column in ("case", "code", "message"):
-            issues.add_column(column)
-        for case_id, issue in warned:
+    _warning_table(result.manifest.cases)
+
+
+def _warning_table(cases: Sequence[Case]) -> None:
+    """Case warnings; a warning shared by more than 5 cases is one row with the count."""
+    from collections import Counter
+
+    warned = [(c.case_id, i) for c in cases for i in c.issues if i.severity != "info"]
+    if not warned:
+        return
+    counts = Counter((i.code, i.message) for _, i in warned)
+    issues = Table(title="case warnings")
+    for column in ("case", "code", "message"):
+        issues.add_column(column)
+    shown: set[tuple[str, str]] = set()
+    for case_id, issue in warned:
+        key = (issue.code, issue.message)
+        if counts[key] <= 5:
             issues.add_row(case_id, issue.code, issue.message)
-        _console.out.print(issues)
+        elif key not in shown:
+            issues.add_row(f"{counts[key]} cases", issue.code, issue.message)
+            shown.add(key)
+    _console.out.print(issues)
 
 
 @app.command("build")
@@ -85,7 +102,8 @@ def build_command(
     scan_dir: Annotated[
         Path,
         typer.Argument(
-            help="Folder of DICOM series, NIfTI, NRRD/MHA, OCT or PNG stacks.",
+            help="Folder of DICOM series, NIfTI, NRRD/MHA, OCT, PNG stacks or 2D images "
+            "(PNG/JPEG/TIFF/BMP).",
             exists=True,
             file_okay=False,
         ),
@@ -146,6 +164,7 @@ def build_command(
         ),
     ] = False,
     pseudonym_key: PseudonymKeyOpt = None,
+    spacing: SpacingOpt = None,
 ) -> None:
     """Find scans, pair them with labels, split folds by patient, record every data problem."""
     from medseg.manifest import pseudonym
@@ -165,6 +184,7 @@ def build_command(
         lesion_labels=_parse_ints(lesion_labels, "--lesion-labels"),
         patient_pattern=patient_pattern,
         pseudonym_key=pseudonym.resolve_key(pseudonym_key) if pseudonymize else None,
+        pixel_spacing_mm=parse_spacing(spacing),
     )
     save_manifest(result.manifest, output)
     _build_tables(result)
@@ -216,6 +236,15 @@ def check_command(
         raise typer.Exit(1)
 
 
+def _preprocessed_option(help_text: str) -> Any:
+    return typer.Option(
+        "--preprocessed",
+        envvar="nnUNet_preprocessed",
+        help=help_text + " Default: $nnUNet_preprocessed.",
+        file_okay=False,
+    )
+
+
 @app.command("import")
 def import_command(
     dataset_dir: Annotated[
@@ -228,17 +257,36 @@ def import_command(
     ],
     output: Annotated[Path, typer.Option("--output", "-o", help="Manifest JSON to write.")],
     folds: Annotated[
-        int, typer.Option("--folds", min=1, help="Patient-level folds (when no splits file).")
-    ] = 5,
+        int | None,
+        typer.Option(
+            "--folds",
+            min=1,
+            help="Patient-level folds when there is no splits_final.json "
+            "(default: 5, or fewer when there are fewer labelled patients).",
+            show_default=False,
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the fold split.")] = 0,
+    preprocessed: Annotated[
+        Path | None,
+        _preprocessed_option(
+            "nnU-Net preprocessed root: splits_final.json is read from there "
+            "(DIR/<dataset folder name>/) first, then from the dataset folder."
+        ),
+    ] = None,
 ) -> None:
-    """Turn an MSD / nnU-Net dataset.json layout into a manifest."""
+    """Turn an MSD / nnU-Net dataset.json layout into a manifest (folds from splits_final.json)."""
     from medseg.manifest.msd import import_dataset
     from medseg.manifest.schema import save_manifest
 
-    manifest = import_dataset(dataset_dir, output, n_folds=folds, seed=seed)
-    save_manifest(manifest, output)
-    _console.out.print(f"wrote {output}: {plural(len(manifest.cases), 'case')}")
+    result = import_dataset(
+        dataset_dir, output, n_folds=folds, seed=seed, preprocessed_root=preprocessed
+    )
+    save_manifest(result.manifest, output)
+    _console.out.print(
+        f"wrote {output}: {plural(len(result.manifest.cases), 'case')}; {result.folds_note}",
+        markup=False,
+    )
 
 
 @app.command("export")
@@ -250,10 +298,28 @@ def export_command(
             "--output", "-o", help="nnU-Net v2 dataset folder to create, e.g. Dataset001_Name."
         ),
     ],
+    preprocessed: Annotated[
+        Path | None,
+        _preprocessed_option(
+            "nnU-Net preprocessed root: splits_final.json is also written to "
+            "DIR/<dataset folder name>/, where nnU-Net's trainer reads it."
+        ),
+    ] = None,
 ) -> None:
     """Write the manifest's cases as an nnU-Net v2 dataset (NIfTI + dataset.json + splits)."""
     from medseg.manifest.msd import export_nnunet
     from medseg.manifest.schema import load_manifest
 
-    folder = export_nnunet(load_manifest(manifest), output)
-    _console.out.print(f"wrote {folder}")
+    result = export_nnunet(load_manifest(manifest), output, preprocessed_root=preprocessed)
+    _console.out.print(f"wrote {result.dataset_dir}", markup=False)
+    for path in result.splits_files:
+        _console.out.print(f"folds: {path}", markup=False)
+    if len(result.splits_files) == 1:
+        _console.out.print(
+            "nnU-Net copies splits_final.json into $nnUNet_preprocessed/"
+            f"{result.dataset_dir.name}/ when planning (nnU-Net 2.8); if that folder exists "
+            "already, pass --preprocessed or copy it there",
+            markup=False,
+        )
+    for warning in result.warnings:
+        _console.out.print(f"[yellow]warning[/]: {warning}")

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from medseg.cli import _console
-from medseg.cli._options import DeviceOpt, PseudonymKeyOpt
+from medseg.cli._options import DeviceOpt, PseudonymKeyOpt, SpacingOpt, parse_spacing
 
 if TYPE_CHECKING:
     from medseg.artifacts import CaseResult
@@ -26,8 +26,9 @@ def _results_table(results: Sequence[CaseResult]) -> Table:
     for column in ("case", "status", "seconds", "note"):
         table.add_column(column)
     for r in results:
-        style = {"done": "green", "reused": "cyan", "failed": "red"}[r.status]
-        table.add_row(r.case_id, f"[{style}]{r.status}[/]", f"{r.seconds:.1f}", r.error or "")
+        style = {"done": "green", "reused": "cyan", "partial": "yellow", "failed": "red"}[r.status]
+        note = r.error or "; ".join(r.notes)
+        table.add_row(r.case_id, f"[{style}]{r.status}[/]", f"{r.seconds:.1f}", note)
     return table
 
 
@@ -64,7 +65,11 @@ def predict_command(
     ],
     inputs: Annotated[
         list[Path],
-        typer.Argument(help="Image files, folders of DICOM series, or a manifest.", exists=True),
+        typer.Argument(
+            help="Image files (NIfTI, NRRD, DICOM, PNG/JPEG/TIFF/BMP; channels as "
+            "<case>_0000, <case>_0001 ...), folders of them or of DICOM series, or a manifest.",
+            exists=True,
+        ),
     ],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output folder.")],
     tta: Annotated[
@@ -107,6 +112,7 @@ def predict_command(
         ),
     ] = False,
     pseudonym_key: PseudonymKeyOpt = None,
+    spacing: SpacingOpt = None,
 ) -> None:
     """Segment every case; write <case_id>.nii.gz (+ .seg.dcm, .png) and run_report.json."""
     from medseg.inference.batch import BatchOptions, predict_batch
@@ -115,9 +121,19 @@ def predict_command(
 
     info = dist_info()  # under torchrun each rank takes its share; rank 0 talks
     state = ctx.obj if isinstance(ctx.obj, _console.CLIState) else _console.CLIState()
-    out_dir, cases = _cases(inputs, output, split, pseudonymize, pseudonym_key, main=info.is_main)
     predictor = Predictor.from_run(
         run_dir, folds=chosen_folds(fold, deprecated_folds), checkpoint=checkpoint, device=device
+    )
+    predictor.self_check()  # an unusable model or setting ends the batch here, not per case
+    key = (pseudonym_key, pseudonymize)
+    out_dir, cases = _cases(
+        inputs,
+        output,
+        split,
+        key,
+        main=info.is_main,
+        channels=predictor.resolved.plan.channels,
+        spacing=parse_spacing(spacing),
     )
     options = BatchOptions(overwrite=overwrite, dicom_seg=dicom_seg, preview=preview, tta=tta)
     results = []
@@ -128,7 +144,7 @@ def predict_command(
             progress.update(task, advance=1, status=f"{result.case_id} {result.status}")
     if info.is_main:
         _render(results, out_dir)
-    if any(r.status == "failed" for r in results):
+    if any(r.status in ("failed", "partial") for r in results):
         raise typer.Exit(1)
 
 
@@ -136,20 +152,24 @@ def _cases(
     inputs: list[Path],
     output: Path,
     split: str | None,
-    pseudonymize: bool,
-    pseudonym_key: str | None,
+    pseudonym: tuple[str | None, bool],
     *,
     main: bool,
+    channels: Sequence[str],
+    spacing: tuple[float, float] | None,
 ) -> tuple[Path, list[CaseInput]]:
-    """The output folder and the cases (pseudonymised on request; rank 0 writes the table)."""
+    """The output folder and the cases with the model's ``channels`` (pseudonymised when
+    ``pseudonym`` = ``(key, on)`` asks; rank 0 writes the table)."""
     from medseg.inference.cases import cases_from_inputs
     from medseg.io.atomic import ensure_output_dir
     from medseg.manifest.pseudonym import resolve_key, write_table
 
     out_dir = ensure_output_dir(output)
     table: list[tuple[str, str, str, str]] = []
-    key = resolve_key(pseudonym_key) if pseudonymize else None
-    cases = cases_from_inputs(inputs, split=split, pseudonym_key=key, table=table)
+    key = resolve_key(pseudonym[0]) if pseudonym[1] else None
+    cases = cases_from_inputs(
+        inputs, split=split, pseudonym_key=key, table=table, channels=channels, spacing=spacing
+    )
     if table and main:
         write_table(table, out_dir / "pseudonyms.csv")
     return out_dir, cases
@@ -162,6 +182,6 @@ def _render(results: Sequence[CaseResult], out_dir: Path) -> None:
     counts = RunReport.count(results)
     _console.out.print(
         f"{counts['done']} done, {counts['reused']} reused (already done), "
-        f"{counts['failed']} failed; "
+        f"{counts['partial']} partial (label map only), {counts['failed']} failed; "
         f"report: {out_dir / 'run_report.json'}"
     )

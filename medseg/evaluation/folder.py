@@ -2,16 +2,20 @@
 
 Prediction folder layout (what ``medseg predict`` writes)::
 
-    <case_id>.nii.gz              semantic label map on the reference grid
+    <case_id>.nii.gz              semantic label map on the reference grid (or .nii, .mha,
+                                  .nrrd, Slicer .seg.nrrd, DICOM SEG .dcm / .seg.dcm)
     <case_id>_instances.nii.gz    optional: instance ids (0 = background)
     <case_id>.json                optional: {"instances": [{"instance_id", "label", "score"}, ...]}
     run_report.json               optional: {"labels": {"0": "background", "1": ...}, ...}
 
 When both instance files exist, the case's predicted lesions are those instances with their scores
 (FROC is reported when every evaluated case has them; ids missing from the JSON are ignored);
-otherwise they are the connected components of the label map. Cases are paired by id; unpaired
-cases and geometry mismatches are reported as skipped, unreadable files as failed, and the rest of
-the cohort is still evaluated.
+otherwise they are the connected components of the label map. Cases are paired by id
+(:func:`medseg.evaluation._pairing.plan_cases`: nnU-Net names pair too). Label maps on the same
+world grid but another extent or axis order (a cropped ``.seg.nrrd``, a SEG without empty frames)
+are moved onto one grid without resampling (:mod:`medseg.io.grid`). Unpaired cases and geometry
+mismatches are reported as skipped, unreadable files as failed, and the rest of the cohort is
+still evaluated.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ from medseg.evaluation.evaluate import (
     evaluate_case,
 )
 from medseg.io.atomic import ensure_output_dir
-from medseg.io.read import read_volume
+from medseg.io.grid import common_grid
 from medseg.types import PathLike
 
 logger = logging.getLogger(__name__)
@@ -86,8 +90,12 @@ def _evaluate_pair(
     lesion_labels: Sequence[int] | None,
     options: EvaluationOptions,
 ) -> CaseMetrics:
-    ref = plan.ref[case_id]()
-    pred = read_volume(plan.pred[case_id])
+    try:
+        pred, ref = common_grid(
+            plan.pred[case_id](), plan.ref[case_id](), atol_mm=options.affine_atol_mm
+        )
+    except GeometryError as err:
+        raise GeometryError(err.message, case_id=case_id, hint=err.hint) from err
     present = _present_labels(pred.array, ref.array)
     if plan.labels is None:
         labels = {v: str(v) for v in sorted(present)}
@@ -122,7 +130,9 @@ def _run_case(
 ) -> CaseEvaluation:
     start = time.perf_counter()
     if case_id not in plan.pred:
-        reason = f"no prediction {case_id}.nii.gz in the prediction folder"
+        reason = (
+            f"no prediction {case_id}.nii.gz (or other label-map format) in the prediction folder"
+        )
         return CaseEvaluation(case_id, "skipped", index, total, reason)
     if case_id not in plan.ref:
         reason = f"no reference label map for this case in {plan.description}"
@@ -178,11 +188,13 @@ def evaluate_folder(
     """Evaluate every prediction of a folder; yield each case, then write the outputs.
 
     Args:
-        pred_dir: folder of ``<case_id>.nii.gz`` predictions (layout in the module docstring).
-        ref: a manifest (its labelled cases; label names and lesion labels from it) or a folder
-            of ``<case_id>.nii.gz`` reference label maps (names and lesion labels from its
-            ``labels.json`` when present, else names from ``pred_dir/run_report.json`` or the
-            label values, and every foreground class a lesion class).
+        pred_dir: folder of ``<case_id>`` label maps (layout in the module docstring).
+        ref: a manifest (its labelled cases; label names and lesion labels from it), a folder
+            of ``<case_id>`` reference label maps, or an nnU-Net dataset folder (``labelsTr``);
+            label names and lesion labels from the folder's ``labels.json`` when present, else
+            names from ``pred_dir/run_report.json`` ``"labels"``, else the nnU-Net
+            ``dataset.json`` (of ``ref``, then of ``pred_dir``), else the label values; lesion
+            labels then: all foreground.
         out_dir: evaluation folder; receives ``case_metrics.csv``, ``lesions.csv``,
             ``summary.json`` and ``summary.png`` (written atomically after the last case).
         lesion_labels: label values or names whose lesions are matched (overrides the default).

@@ -1,6 +1,9 @@
-"""PNG preview of a prediction: a montage of the slices (along the last axis) holding the most
-foreground, each enlarged to a readable size, labels overlaid in the report colours, with a
-colour legend naming the classes.
+"""PNG preview of a prediction: a montage of the slices holding the most foreground, each
+enlarged to a readable size, labels overlaid in the report colours, with a colour legend naming
+the classes.
+
+Slices are taken along the last axis, or along the one-voxel axis of a one-slice volume (a 2D
+image or B-scan stored with its slice axis elsewhere), so the preview shows the whole image.
 """
 
 from __future__ import annotations
@@ -110,6 +113,12 @@ def montage(
     return out
 
 
+def preview_axis(shape: tuple[int, ...]) -> int:
+    """Axis the preview slices along: the one-voxel axis of a one-slice volume, else the last."""
+    flat = [a for a, n in enumerate(shape) if n == 1]
+    return flat[0] if len(flat) == 1 else len(shape) - 1
+
+
 def write_preview(
     image: npt.NDArray[np.floating],
     labels: npt.NDArray[np.integer],
@@ -118,7 +127,13 @@ def write_preview(
     label_names: Mapping[int, str] | None = None,
     spacing: Sequence[float] = (1.0, 1.0, 1.0),
 ) -> Path:
-    """Write the :func:`montage` as PNG (atomic). Slice indices in it are 0-based."""
+    """Write the :func:`montage` as PNG (atomic). Slice indices in it are 0-based.
+
+    Slices run along :func:`preview_axis` (the one-voxel axis of a one-slice volume).
+    """
+    axis = preview_axis(labels.shape)
+    image, labels = np.moveaxis(image, axis, -1), np.moveaxis(labels, axis, -1)
+    spacing = [*(s for a, s in enumerate(spacing) if a != axis), spacing[axis]]
     target = Path(path)
     picture = montage(image, labels, label_names=label_names, spacing=spacing)
     with atomic_path(target) as tmp:

@@ -1,11 +1,13 @@
 """Read what the report stage starts from: a prediction folder, its run report, an optional
 manifest or image folder, and an optional evaluation folder.
 
-The prediction folder (written by ``medseg predict``) holds ``<case_id>.nii.gz`` label maps,
-optionally ``<case_id>_instances.nii.gz`` + ``<case_id>.json`` (instances with scores), and
-``run_report.json``. Every field of the run report is optional: missing case metadata falls back
-to the manifest given with ``--images``, then to defaults (patient = case id, study date unknown,
-numeric class names, every foreground class a lesion class).
+The prediction folder (written by ``medseg predict``, or another tool) holds ``<case_id>`` label
+maps in any format of :mod:`medseg.io.label_files` (NIfTI, MHA, NRRD, Slicer ``.seg.nrrd``, DICOM
+SEG; nnU-Net's ``case.nii.gz`` names included), optionally ``<case_id>_instances.nii.gz`` +
+``<case_id>.json`` (instances with scores), and ``run_report.json``. Every field of the run
+report is optional: missing case metadata falls back to the manifest given with ``--images``,
+then to defaults (patient = case id, study date unknown, numeric class names, every foreground
+class a lesion class).
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from medseg.artifacts import (
     read_run_report,
 )
 from medseg.errors import ConfigError, DataError
-from medseg.io.atomic import PARTIAL_TAG
+from medseg.io.image_files import IMAGE_FILE_SUFFIXES, ImageFileRef
+from medseg.io.label_files import label_map_files
 from medseg.io.read import DicomSeriesRef
 from medseg.manifest.schema import Case, Manifest, load_manifest
 from medseg.reports.measure import InstanceInfo
@@ -33,9 +36,11 @@ from medseg.types import PathLike
 logger = logging.getLogger(__name__)
 
 INSTANCES_SUFFIX = "_instances"
-_IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".dcm")
+_IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".dcm", *IMAGE_FILE_SUFFIXES)
+_IMAGE_SUBFOLDERS = ("images", "imagesTr", "imagesTs")
+NNUNET_FIRST_CHANNEL = "_0000"
 
-ImageRef = str | DicomSeriesRef
+ImageRef = str | DicomSeriesRef | ImageFileRef
 
 
 @dataclass(frozen=True)
@@ -96,16 +101,13 @@ def _read_run_report(pred_dir: Path, warnings: list[str]) -> RunReport:
         return RunReport()
 
 
-def _discovered_case_ids(pred_dir: Path) -> list[str]:
-    ids = []
-    for path in sorted(pred_dir.iterdir()):
-        name = path.name
-        if PARTIAL_TAG in name or name.startswith(".") or not path.is_file():
-            continue
-        stem = name.removesuffix(".nii.gz") if name.endswith(".nii.gz") else None
-        if stem and not stem.endswith(INSTANCES_SUFFIX):
-            ids.append(stem)
-    return ids
+def _discovered_label_maps(pred_dir: Path) -> dict[str, Path]:
+    """Label maps of the folder by case id (any format of :mod:`medseg.io.label_files`)."""
+    return {
+        case_id: path
+        for case_id, path in label_map_files(pred_dir).items()
+        if not case_id.endswith(INSTANCES_SUFFIX)
+    }
 
 
 def _text(*values: Any) -> str | None:
@@ -140,12 +142,36 @@ def normalize_date(value: Any) -> str | None:
 
 
 def _find_image(folder: Path, case_id: str) -> str | None:
-    for base in (folder, folder / "images"):
-        for suffix in _IMAGE_SUFFIXES:
-            if (base / f"{case_id}{suffix}").is_file():
-                return str(base / f"{case_id}{suffix}")
+    """``<case_id>.<ext>``, nnU-Net's ``<case_id>_0000.<ext>`` or a ``<case_id>/`` folder."""
+    for base in (folder, *(folder / sub for sub in _IMAGE_SUBFOLDERS)):
+        for name in (case_id, f"{case_id}{NNUNET_FIRST_CHANNEL}"):
+            for suffix in _IMAGE_SUFFIXES:
+                if (base / f"{name}{suffix}").is_file():
+                    return str(base / f"{name}{suffix}")
         if (base / case_id).is_dir():
             return str(base / case_id)
+    return None
+
+
+def _display_source(source: ImageRef) -> ImageRef:
+    """What figures show: the grey image of a colour component reference."""
+    if isinstance(source, ImageFileRef) and source.component is not None:
+        return source.model_copy(update={"component": None})
+    return source
+
+
+def _run_report_source(source: Any) -> ImageRef | None:
+    """An existing image named by a run report's ``source`` (first channel; grey of a colour
+    component)."""
+    if isinstance(source, list) and source:
+        source = source[0]
+    if isinstance(source, dict) and "path" in source:
+        try:
+            return _display_source(ImageFileRef.model_validate(source))
+        except ValueError:
+            return None
+    if isinstance(source, str) and source and Path(source).exists():
+        return source
     return None
 
 
@@ -161,6 +187,7 @@ def _case_source(
     pred_dir: Path,
     manifest: Manifest | None,
     image_dir: Path | None,
+    found: Path | None = None,
 ) -> CaseSource:
     mcase: Case | None = None
     if manifest is not None:
@@ -168,13 +195,13 @@ def _case_source(
     image: ImageRef | None = None
     root: Path | None = None
     if mcase is not None and manifest is not None:
-        image, root = mcase.images[manifest.channels[0]], manifest.root
+        image, root = _display_source(mcase.images[manifest.channels[0]]), manifest.root
     elif image_dir is not None:
         image = _find_image(image_dir, case_id)
-    source = entry.source if entry is not None and isinstance(entry.source, str) else ""
-    if image is None and source and Path(source).exists():
-        image = source
-    labels_path = _output(pred_dir, entry, "labels", f"{case_id}.nii.gz")
+    if image is None:
+        image = _run_report_source(entry.source if entry is not None else None)
+    default = found.name if found is not None else f"{case_id}.nii.gz"
+    labels_path = _output(pred_dir, entry, "labels", default)
     return CaseSource(
         case_id=case_id,
         patient_id=_text(entry and entry.patient_id, mcase and mcase.patient_id) or case_id,
@@ -183,7 +210,7 @@ def _case_source(
             _text(entry and entry.laterality, mcase and mcase.laterality)
         ),
         modality=_text(entry and entry.modality, mcase and mcase.modality),
-        labels_path=labels_path or pred_dir / f"{case_id}.nii.gz",
+        labels_path=labels_path or pred_dir / default,
         instances_path=_output(pred_dir, entry, "instances", f"{case_id}{INSTANCES_SUFFIX}.nii.gz"),
         instances_json=_output(pred_dir, entry, "instances_json", f"{case_id}.json"),
         image=image,
@@ -224,8 +251,10 @@ def load_prediction_set(pred_dir: PathLike, *, images: PathLike | None = None) -
 
     Args:
         pred_dir: folder written by ``medseg predict``.
-        images: a manifest JSON, or a folder holding ``<case_id>.nii.gz`` / ``<case_id>/``
-            images; tells where the source images are (and supplies missing metadata).
+        images: a manifest JSON, or a folder of the source images: ``<case_id>.nii.gz`` (also
+            ``.nii``, ``.nrrd``, ``.mha``, ``.dcm``), nnU-Net's ``<case_id>_0000.nii.gz`` (also
+            under ``images/``, ``imagesTr/``, ``imagesTs/``) or a ``<case_id>/`` folder; tells
+            where the source images are (and supplies missing metadata).
 
     Returns:
         :class:`PredictionSet`; cases listed in the run report come first, then label maps found
@@ -240,11 +269,13 @@ def load_prediction_set(pred_dir: PathLike, *, images: PathLike | None = None) -
     run = _read_run_report(folder, warnings)
     manifest, image_dir = _open_images(images)
     by_id = {e.case_id: e for e in run.cases}
-    ids = list(dict.fromkeys([*by_id, *_discovered_case_ids(folder)]))
-    cases = [_case_source(i, by_id.get(i), folder, manifest, image_dir) for i in ids]
+    found = _discovered_label_maps(folder)
+    ids = list(dict.fromkeys([*by_id, *found]))
+    cases = [_case_source(i, by_id.get(i), folder, manifest, image_dir, found.get(i)) for i in ids]
     if not cases:
         raise DataError(
-            "no predicted label maps (<case_id>.nii.gz) in the prediction folder",
+            "no predicted label maps (<case_id>.nii.gz, .nrrd, .seg.nrrd, .mha or DICOM SEG .dcm) "
+            "in the prediction folder",
             path=folder,
             hint="run `medseg predict` first, or point at its output folder",
         )

@@ -248,27 +248,42 @@ def ct_lesion_figure(
     window = display_range(volume[tuple(crop)], modality)
     x0, y0 = crop[0].start, crop[1].start
     axes = [((a[0] - x0, a[1] - y0), (b[0] - x0, b[1] - y0), dash) for a, b, dash in _axes(lesion)]
+    flat = {a for a, n in enumerate(labels.shape) if n == 1}  # one-slice volume: its plane only
+    views = [v for v in _ct_views(crop, centre, k) if not {v.u, v.v} & flat]
+    views = views or _ct_views(crop, centre, k)[:1]
     panels = []
-    for n, view in enumerate(_ct_views(crop, centre, k)):
+    for view in views:
         panel, px_per_mm = _ct_panel(
             volume, labels, view, classes=classes, window=window, height=CT_PANEL_PX,
-            segments=axes if n == 0 else (),
+            segments=axes if view.name == "axial" else (),
         )  # fmt: skip
-        if n == 0:
+        if view is views[0]:
             _scale_bar(panel.picture, px_per_mm)
         panels.append(panel)
-    whole = _View(np.s_[:, :, k], 0, 1, 0, 1, 1.0, f"axial slice {k}")
-    thumb, _ = _ct_panel(volume, labels, whole, classes=classes, window=window, height=CT_PANEL_PX)
-    _mark_crop(thumb.picture, labels, crop)
+    if views[0].name == "axial":  # the whole axial slice first, the crop marked on it
+        whole = _View(np.s_[:, :, k], 0, 1, 0, 1, 1.0, f"axial slice {k}")
+        thumb, _ = _ct_panel(volume, labels, whole, classes=classes, window=window,
+                             height=CT_PANEL_PX)  # fmt: skip
+        _mark_crop(thumb.picture, labels, crop)
+        panels.insert(0, thumb)
     caption = (
-        f"Axial slice {k} (whole, crop marked), then axial, coronal and sagittal views through "
-        f"{lesion.label_name} {lesion.lesion_id}: {lesion.volume_mm3:.0f} mm³, long axis "
-        f"{lesion.inplane_long_mm:.1f} x {lesion.inplane_short_mm:.1f} mm, longest 3D "
-        f"{lesion.longest_diameter_mm:.1f} mm. Radiological orientation (patient right on the "
-        "left); slice indices 0-based."
+        f"{_view_names(views)} through {lesion.label_name} {lesion.lesion_id}: "
+        f"{lesion.volume_mm3:.0f} mm³, long axis {lesion.inplane_long_mm:.1f} x "
+        f"{lesion.inplane_short_mm:.1f} mm, longest 3D {lesion.longest_diameter_mm:.1f} mm. "
+        "Radiological orientation (patient right on the left); slice indices 0-based."
     )
-    picture = _compose([thumb, *panels], _legend(classes, labels.array[tuple(crop)]))
+    picture = _compose(panels, _legend(classes, labels.array[tuple(crop)]))
     return pil_figure(f"Lesion {lesion.lesion_id} ({lesion.label_name})", caption, picture)
+
+
+def _view_names(views: Sequence[_View]) -> str:
+    """``Axial slice 15 (whole, crop marked), then axial, coronal and sagittal views`` etc."""
+    names = [v.name for v in views]
+    listed = ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else names[0]
+    axial = names[0] == "axial"
+    lead = f"Axial slice {views[0].index[2]} (whole, crop marked), then " if axial else ""
+    text = f"{lead}{listed} view{'s' if len(names) > 1 else ''}"
+    return text[0].upper() + text[1:]
 
 
 def _mark_crop(picture: Any, labels: Volume, crop: Sequence[slice]) -> None:

@@ -18,8 +18,10 @@ from typing import Any
 
 from medseg._version import __version__
 from medseg.artifacts import ReportStatus
-from medseg.errors import MedsegError
+from medseg.errors import GeometryError, MedsegError
 from medseg.io.atomic import ensure_output_dir
+from medseg.io.grid import onto_grid
+from medseg.io.label_files import read_label_map
 from medseg.io.read import read_volume
 from medseg.io.volume import Volume
 from medseg.reports.build import build_patient_report, is_oct, measure_study
@@ -114,6 +116,19 @@ def _read_image(case: CaseSource, study: StudyReport) -> Volume | None:
         return None
 
 
+def _on_image_grid(
+    labels: Volume, image: Volume | None, study: StudyReport
+) -> tuple[Volume, Volume | None]:
+    """The label map on the source image's grid (moved, never resampled), or the image dropped."""
+    if image is None:
+        return labels, None
+    try:
+        return onto_grid(labels, image.affine, image.shape, what="label map"), image
+    except GeometryError as err:
+        study.warnings.append(f"source image not used: {err.describe(with_hint=False)}")
+        return labels, None
+
+
 def _figures(
     study: StudyReport, labels: Volume, image: Volume | None, names: Mapping[int, str]
 ) -> list[FigureImage]:
@@ -137,9 +152,9 @@ def _figures(
 def _measure_case(
     case: CaseSource, predictions: PredictionSet, study: StudyReport
 ) -> tuple[StudyReport, list[FigureImage]]:
-    labels = read_volume(case.labels_path)
+    labels = read_label_map(case.labels_path, label_names=predictions.label_names)
     instances = read_volume(case.instances_path) if case.instances_path else None
-    image = _read_image(case, study)
+    labels, image = _on_image_grid(labels, _read_image(case, study), study)
     if image is not None:  # header facts the run report and manifest did not give
         study.laterality = study.laterality or normalize_laterality(image.meta.get("laterality"))  # type: ignore[assignment]
         study.modality = study.modality or image.meta.get("modality") or None

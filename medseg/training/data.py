@@ -41,6 +41,11 @@ def split_fold(manifest: Manifest, fold: int) -> FoldSplit:
     With a single fold (``n_folds: 1``) every case trains and there is no validation.
     """
     labelled = [c for c in manifest.cases if c.split == "train" and c.label]
+    if not labelled:
+        raise DataError(
+            f"manifest {manifest.name} has no labelled training cases (inference only)",
+            hint="predict with it, or rebuild it with --labels to train",
+        )
     if manifest.n_folds > 1 and fold >= manifest.n_folds:
         raise DataError(f"fold {fold} does not exist: the manifest has {manifest.n_folds} folds")
     if manifest.n_folds == 1:
@@ -75,7 +80,11 @@ def preprocess_cases(
 ) -> list[dict[str, Any]]:
     """Load and preprocess cases once (orientation, spacing, normalisation), keeping them in RAM."""
     transform = preprocess_transforms(
-        resolved, root=manifest.root, with_label=True, for_training=for_training
+        resolved,
+        root=manifest.root,
+        with_label=True,
+        for_training=for_training,
+        label_mapping=manifest.label_map,
     )
     items = []
     for case in cases:
