@@ -19,7 +19,7 @@ Defaults (all codes from DICOM PS3.16, checked against pydicom's copy of it in t
 * Lesions: ``tumor``/``tumour``/``neoplasm`` = Neoplasm (SCT 108369006), ``cyst``, ``nodule``,
   ``mass``, ``metastasis`` their own codes; any other lesion label: Morphologically Abnormal
   Structure / Lesion (SCT 52988006).
-* Colours: the report figures' palette by label value.
+* Colours: medseg's class palette (:func:`medseg.drawing.colour_of`: previews, report figures).
 """
 
 from __future__ import annotations
@@ -29,8 +29,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from medseg.drawing import colour_of, rgb
+
 __all__ = [
-    "DEFAULT_COLOURS",
     "Code",
     "LabelCoding",
     "default_coding",
@@ -80,9 +81,6 @@ RETINA = _sct("5665001", "Retina")
 LESION = _sct("52988006", "Lesion")
 ORGAN = _sct("91772007", "Organ")
 
-DEFAULT_COLOURS = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6")
-"""Label value ``v`` gets ``DEFAULT_COLOURS[(v - 1) % 7]``: the report figures' palette."""
-
 _OCT: dict[str, tuple[Code, Code, Code | None]] = {
     "irf": (MORPHOLOGICALLY_ABNORMAL, _sct("79654002", "Edema"), RETINA),
     "srf": (BODY_SUBSTANCE, _sct("32457005", "Body fluid"), RETINA),
@@ -115,11 +113,6 @@ _LESIONS = {
 }
 
 
-def _rgb(value: int) -> tuple[int, int, int]:
-    text = DEFAULT_COLOURS[(max(value, 1) - 1) % len(DEFAULT_COLOURS)].lstrip("#")
-    return (int(text[0:2], 16), int(text[2:4], 16), int(text[4:6], 16))
-
-
 def default_coding(name: str, value: int, *, lesion: bool) -> LabelCoding:
     """The documented default coding of a label (see the module docstring).
 
@@ -131,7 +124,7 @@ def default_coding(name: str, value: int, *, lesion: bool) -> LabelCoding:
     """
     key = " ".join(name.replace("_", " ").replace("-", " ").split()).casefold()
     key = _SYNONYMS.get(key, key)
-    colour = _rgb(value)
+    colour = rgb(colour_of(max(value, 1)))
     if key in _OCT:
         category, kind, region = _OCT[key]
         return LabelCoding(category=category, type=kind, anatomic_region=region, color=colour)

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from medseg.cli import _console
-from medseg.cli._options import DeviceOpt, PseudonymKeyOpt
+from medseg.cli._options import DeviceOpt, PseudonymKeyOpt, SpacingOpt, parse_spacing
 
 if TYPE_CHECKING:
     from medseg.artifacts import CaseResult
@@ -32,15 +32,30 @@ def _results_table(results: Sequence[CaseResult]) -> Table:
     return table
 
 
-def _parse_folds(text: str | None) -> list[int] | None:
+def chosen_folds(fold: list[int] | None, deprecated_folds: str | None) -> list[int] | None:
+    """The folds to ensemble from ``--fold`` (repeatable) or the deprecated ``--folds 0,1``.
+
+    ``--folds`` means a fold *count* in ``manifest build``; here it was a list, so it is kept
+    one release as an alias that warns.
+    """
     from medseg.errors import ConfigError
 
-    if not text:
-        return None
+    if deprecated_folds is None:
+        return list(fold) if fold else None
+    _console.err.print(
+        "[yellow]Warning:[/] predict --folds is deprecated (in `manifest build` --folds is a "
+        "count); write --fold 0 --fold 1 instead.",
+        highlight=False,
+    )
+    if fold:
+        raise ConfigError("give --fold (repeatable) or the deprecated --folds, not both")
     try:
-        return [int(v) for v in text.split(",")]
+        return [int(v) for v in deprecated_folds.split(",") if v.strip()] or None
     except ValueError as err:
-        raise ConfigError(f"--folds expects comma-separated integers, got {text!r}") from err
+        raise ConfigError(
+            f"--folds expects comma-separated integers, got {deprecated_folds!r}",
+            hint="use --fold 0 --fold 1",
+        ) from err
 
 
 def predict_command(
@@ -50,7 +65,11 @@ def predict_command(
     ],
     inputs: Annotated[
         list[Path],
-        typer.Argument(help="Image files, folders of DICOM series, or a manifest.", exists=True),
+        typer.Argument(
+            help="Image files (NIfTI, NRRD, DICOM, PNG/JPEG/TIFF/BMP; channels as "
+            "<case>_0000, <case>_0001 ...), folders of them or of DICOM series, or a manifest.",
+            exists=True,
+        ),
     ],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output folder.")],
     tta: Annotated[
@@ -64,8 +83,18 @@ def predict_command(
         bool, typer.Option("--overwrite", help="Redo cases already predicted.")
     ] = False,
     device: DeviceOpt = "auto",
-    folds: Annotated[
-        str | None, typer.Option("--folds", help="Folds to ensemble, e.g. 0,1 (default: all).")
+    fold: Annotated[
+        list[int] | None,
+        typer.Option(
+            "--fold",
+            min=0,
+            help="Fold whose model to use; repeat to ensemble: --fold 0 --fold 1 "
+            "(default: every trained fold).",
+        ),
+    ] = None,
+    deprecated_folds: Annotated[
+        str | None,
+        typer.Option("--folds", hidden=True, help="Deprecated alias of --fold: 0,1."),
     ] = None,
     checkpoint: Annotated[str, typer.Option("--checkpoint", help="best or last.")] = "best",
     split: Annotated[
@@ -83,6 +112,7 @@ def predict_command(
         ),
     ] = False,
     pseudonym_key: PseudonymKeyOpt = None,
+    spacing: SpacingOpt = None,
     save_probabilities: Annotated[
         bool,
         typer.Option(
@@ -100,9 +130,19 @@ def predict_command(
 
     info = dist_info()  # under torchrun each rank takes its share; rank 0 talks
     state = ctx.obj if isinstance(ctx.obj, _console.CLIState) else _console.CLIState()
-    out_dir, cases = _cases(inputs, output, split, pseudonymize, pseudonym_key, main=info.is_main)
     predictor = Predictor.from_run(
-        run_dir, folds=_parse_folds(folds), checkpoint=checkpoint, device=device
+        run_dir, folds=chosen_folds(fold, deprecated_folds), checkpoint=checkpoint, device=device
+    )
+    predictor.self_check()  # an unusable model or setting ends the batch here, not per case
+    key = (pseudonym_key, pseudonymize)
+    out_dir, cases = _cases(
+        inputs,
+        output,
+        split,
+        key,
+        main=info.is_main,
+        channels=predictor.resolved.plan.channels,
+        spacing=parse_spacing(spacing),
     )
     if save_probabilities:
         predictor.check_probabilities()  # fail fast, before the first case
@@ -126,20 +166,24 @@ def _cases(
     inputs: list[Path],
     output: Path,
     split: str | None,
-    pseudonymize: bool,
-    pseudonym_key: str | None,
+    pseudonym: tuple[str | None, bool],
     *,
     main: bool,
+    channels: Sequence[str],
+    spacing: tuple[float, float] | None,
 ) -> tuple[Path, list[CaseInput]]:
-    """The output folder and the cases (pseudonymised on request; rank 0 writes the table)."""
+    """The output folder and the cases with the model's ``channels`` (pseudonymised when
+    ``pseudonym`` = ``(key, on)`` asks; rank 0 writes the table)."""
     from medseg.inference.cases import cases_from_inputs
     from medseg.io.atomic import ensure_output_dir
     from medseg.manifest.pseudonym import resolve_key, write_table
 
     out_dir = ensure_output_dir(output)
     table: list[tuple[str, str, str, str]] = []
-    key = resolve_key(pseudonym_key) if pseudonymize else None
-    cases = cases_from_inputs(inputs, split=split, pseudonym_key=key, table=table)
+    key = resolve_key(pseudonym[0]) if pseudonym[1] else None
+    cases = cases_from_inputs(
+        inputs, split=split, pseudonym_key=key, table=table, channels=channels, spacing=spacing
+    )
     if table and main:
         write_table(table, out_dir / "pseudonyms.csv")
     return out_dir, cases

@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from medseg.cli import _console
+from medseg.text import plural
 
 if TYPE_CHECKING:
     from medseg.reports.pipeline import CaseOutcome
@@ -41,7 +42,8 @@ def _summary(outcomes: Sequence[CaseOutcome], output: Path) -> None:
     no_sr = sum(o.sr_error is not None for o in outcomes)
     sr_text = f", {srs} DICOM SR written, {no_sr} without" if srs or no_sr else ""
     _console.out.print(
-        f"{patients} patients, {len(outcomes)} cases, {failed} failed{sr_text}; "
+        f"{plural(patients, 'patient')}, {plural(len(outcomes), 'case')}, {failed} failed"
+        f"{sr_text}; "
         f"reports in {output}",
         highlight=False,
         markup=False,

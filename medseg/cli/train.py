@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -49,7 +50,6 @@ def _result_table(result: TrainResult, name: str, fold: int) -> Table:
         best.get(result.best_metric, f"best val {result.best_metric}"),
         "stopped",
         "minutes",
-        "checkpoints",
     ):
         table.add_column(column)
     table.add_row(
@@ -58,9 +58,17 @@ def _result_table(result: TrainResult, name: str, fold: int) -> Table:
         _fmt(result.best_score),
         result.stopped,
         f"{result.seconds / 60:.1f}",
-        str(result.fold_dir),
     )
     return table
+
+
+def print_checkpoints(fold_dir: Path) -> None:
+    """The checkpoint paths in full on their own lines (a table column would cut them)."""
+    from medseg.run_folder import BEST, LAST
+
+    for name, tag in ((BEST, "best"), (LAST, "last")):
+        _console.out.print(f"{tag} checkpoint: {fold_dir / name}", soft_wrap=True,
+                           markup=False, highlight=False)  # fmt: skip
 
 
 def train_command(
@@ -73,6 +81,14 @@ def train_command(
         bool, typer.Option("--resume", help="Continue from checkpoint_last.pt.")
     ] = False,
     device: DeviceOpt = "auto",
+    preflight: Annotated[
+        bool,
+        typer.Option(
+            "--preflight/--no-preflight",
+            help="First run the whole chain once on two cases (train step, validation, "
+            "inversion, checkpoint) so that a failure shows within a minute.",
+        ),
+    ] = True,
 ) -> None:
     """Train on the manifest's other folds and validate on --fold (plans first if needed)."""
     from medseg.config.run import plan_run
@@ -106,6 +122,8 @@ def train_command(
             on_epoch_end=on_epoch if main else None,
             on_iteration=on_iteration if main else None,
             on_status=lambda s: progress.update(task, status=s),
+            preflight=preflight,
         )
     if main:
         _console.out.print(_result_table(result, planned.resolved.name, fold))
+        print_checkpoints(result.fold_dir)

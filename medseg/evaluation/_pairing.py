@@ -105,15 +105,30 @@ def _manifest_plan(pred: dict[str, Path], ref: Path) -> CasePlan:
             hint="pass --ref a folder of reference label maps, or a manifest built with --labels",
         )
     labels = {int(k): v for k, v in manifest.labels.items() if int(k) != 0}
-    loaders = {cid: _reader(manifest.resolve(str(c.label)), labels) for cid, c in cases.items()}
+    # through the manifest: its label_mapping, and 2D label images on their image's grid
+    loaders: dict[str, Callable[[], Volume]] = {
+        cid: functools.partial(manifest.read_label, c) for cid, c in cases.items()
+    }
     pred = _pair_channel_suffix(pred, set(loaders))
     readers = {cid: _reader(path, labels) for cid, path in pred.items()}
     return CasePlan(readers, loaders, labels, list(manifest.lesion_labels), str(ref), "manifest")
 
 
 def _folder_plan(pred_dir: Path, pred: dict[str, Path], ref: Path) -> CasePlan:
+    """A folder of reference label maps: names and lesion labels from its ``labels.json`` when
+    there is one, else names from the run report or a ``dataset.json``, else the label values
+    (every foreground value then is a lesion class)."""
+    from medseg.manifest.build import LABELS_JSON, read_labels_json
+
     nnunet = (ref / "dataset.json").is_file() and (ref / "labelsTr").is_dir()
     folder = ref / "labelsTr" if nnunet else ref
+    spec = read_labels_json(folder)
+    if spec is not None:
+        names = {int(k): v for k, v in spec[0].items() if int(k) != 0} or None
+        refs = {cid: _reader(path, names) for cid, path in label_map_files(folder).items()}
+        pred = _pair_channel_suffix(pred, set(refs))
+        readers = {cid: _reader(path, names) for cid, path in pred.items()}
+        return CasePlan(readers, refs, names, spec[1] or None, str(folder), LABELS_JSON)
     sources = [
         ("run_report.json", _run_report_labels(pred_dir)),
         ("dataset.json", _dataset_json_labels(ref) if nnunet else None),

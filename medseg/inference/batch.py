@@ -110,12 +110,13 @@ def predict_case(
         return result
     outputs: dict[str, str] = {}
     try:
-        volume = read_volume(case.source, root=case.root)  # type: ignore[arg-type]
+        volumes = [read_volume(s, root=case.root) for s in case.sources]
+        volume = volumes[0]
         outputs = expected_outputs(
             case, options, volume.meta.get("format") == "dicom", instances=_instances(predictor)
         )
         prediction = predictor.predict(
-            volume, tta=options.tta, probabilities=options.save_probabilities
+            volumes, tta=options.tta, probabilities=options.save_probabilities
         )
         written = write_case_outputs(volume, prediction, seg_content(predictor), out_dir, outputs)
         result.outputs, result.missing = written.outputs, written.missing

@@ -10,11 +10,13 @@ the label map returns to the host.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 
 from medseg.inference.postprocess import postprocess
-from medseg.inference.prediction import Ensemble, Prediction, prepare
+from medseg.inference.prediction import Ensemble, Prediction, as_channels, prepare
 from medseg.inference.probabilities import SourceProbabilities
 from medseg.inference.tta import tta_axes
 from medseg.inference.windows import (
@@ -65,19 +67,21 @@ def ensemble_probabilities(
 
 def predict_semantic(
     ensemble: Ensemble,
-    volume: Volume,
+    scan: Volume | Sequence[Volume],
     tta: bool | None = None,
     *,
     keep_probabilities: bool = False,
 ) -> Prediction:
-    """The label map of one scan on its source grid (``seconds`` left to the caller).
+    """The label map of one scan (a volume, or one per input channel) on its source grid (the
+    first channel's; ``seconds`` left to the caller).
 
     With ``keep_probabilities`` the prediction also carries the class probabilities
     (:class:`~medseg.inference.probabilities.SourceProbabilities`, still on the preprocessed
     grid: the caller writes them back on the source grid).
     """
     resolved = ensemble.resolved
-    prepared = prepare(resolved, volume)
+    volume = as_channels(resolved, scan)[0]
+    prepared = prepare(resolved, scan)
     probs = ensemble_probabilities(ensemble, prepared.image(ensemble.device), tta=tta)
     raw = labels_from_probabilities(prepared.to_source(probs, nearest=False))
     labels = postprocess(

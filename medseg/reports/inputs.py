@@ -27,6 +27,7 @@ from medseg.artifacts import (
 )
 from medseg.coding import LabelCoding, resolve_codings
 from medseg.errors import ConfigError, DataError
+from medseg.io.image_files import IMAGE_FILE_SUFFIXES, ImageFileRef
 from medseg.io.label_files import label_map_files
 from medseg.io.read import DicomSeriesRef
 from medseg.manifest.schema import Case, Manifest, load_manifest
@@ -36,11 +37,11 @@ from medseg.types import PathLike
 logger = logging.getLogger(__name__)
 
 INSTANCES_SUFFIX = "_instances"
-_IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".dcm")
+_IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".dcm", *IMAGE_FILE_SUFFIXES)
 _IMAGE_SUBFOLDERS = ("images", "imagesTr", "imagesTs")
 NNUNET_FIRST_CHANNEL = "_0000"
 
-ImageRef = str | DicomSeriesRef
+ImageRef = str | DicomSeriesRef | ImageFileRef
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,14 @@ class PredictionSet:
             return resolve_codings(names, lesions)
 
     @property
+    def min_lesion_mm3(self) -> float:
+        """The prediction's post-processing floor (``settings.postprocess.min_volume_mm3`` of
+        the run report; 0 when unknown): smaller components are not reported as lesions."""
+        postprocess = self.run_report.settings.get("postprocess")
+        value = postprocess.get("min_volume_mm3") if isinstance(postprocess, dict) else None
+        return float(value) if isinstance(value, (int, float)) and value > 0 else 0.0
+
+    @property
     def patients(self) -> dict[str, list[CaseSource]]:
         """Cases grouped by patient id, patients in first-seen order."""
         groups: dict[str, list[CaseSource]] = {}
@@ -127,15 +136,22 @@ def normalize_laterality(value: Any) -> str | None:
 
 
 def normalize_date(value: Any) -> str | None:
-    """``YYYYMMDD`` from ``YYYYMMDD`` or ISO ``YYYY-MM-DD[...]``; other text is kept as is."""
+    """ISO ``YYYY-MM-DD`` from DICOM ``YYYYMMDD`` or ISO ``YYYY-MM-DD[...]``; other text is kept.
+
+    Example:
+        >>> normalize_date("20240115"), normalize_date("2024-01-15T10:00")
+        ('2024-01-15', '2024-01-15')
+    """
     text = str(value or "").strip()
+    if len(text) == 8 and text.isdigit():
+        return f"{text[:4]}-{text[4:6]}-{text[6:]}"
     if (
         len(text) >= 10
         and text[4] == "-"
         and text[7] == "-"
         and text[:10].replace("-", "").isdigit()
     ):
-        return text[:10].replace("-", "")
+        return text[:10]
     return text or None
 
 
@@ -148,6 +164,28 @@ def _find_image(folder: Path, case_id: str) -> str | None:
                     return str(base / f"{name}{suffix}")
         if (base / case_id).is_dir():
             return str(base / case_id)
+    return None
+
+
+def _display_source(source: ImageRef) -> ImageRef:
+    """What figures show: the grey image of a colour component reference."""
+    if isinstance(source, ImageFileRef) and source.component is not None:
+        return source.model_copy(update={"component": None})
+    return source
+
+
+def _run_report_source(source: Any) -> ImageRef | None:
+    """An existing image named by a run report's ``source`` (first channel; grey of a colour
+    component)."""
+    if isinstance(source, list) and source:
+        source = source[0]
+    if isinstance(source, dict) and "path" in source:
+        try:
+            return _display_source(ImageFileRef.model_validate(source))
+        except ValueError:
+            return None
+    if isinstance(source, str) and source and Path(source).exists():
+        return source
     return None
 
 
@@ -171,12 +209,11 @@ def _case_source(
     image: ImageRef | None = None
     root: Path | None = None
     if mcase is not None and manifest is not None:
-        image, root = mcase.images[manifest.channels[0]], manifest.root
+        image, root = _display_source(mcase.images[manifest.channels[0]]), manifest.root
     elif image_dir is not None:
         image = _find_image(image_dir, case_id)
-    source = entry.source if entry is not None and isinstance(entry.source, str) else ""
-    if image is None and source and Path(source).exists():
-        image = source
+    if image is None:
+        image = _run_report_source(entry.source if entry is not None else None)
     default = found.name if found is not None else f"{case_id}.nii.gz"
     labels_path = _output(pred_dir, entry, "labels", default)
     return CaseSource(

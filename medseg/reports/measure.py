@@ -19,7 +19,7 @@ from scipy import ndimage
 
 from medseg.io.volume import Volume
 from medseg.labelmaps import label_components
-from medseg.reports.diameters import inplane_axes, longest_diameter
+from medseg.reports.diameters import inplane_axes_along, longest_diameter
 from medseg.reports.schema import ClassTotal, LesionRecord, Vec3
 
 logger = logging.getLogger(__name__)
@@ -129,7 +129,9 @@ def _measure_one(
     centroid = coords.mean(axis=0) + offset
     lo, hi = coords.min(axis=0) + offset, coords.max(axis=0) + offset
     box_min, box_max = box_lps(labels, lo, hi)
-    axes = inplane_axes(mask, linear)
+    flat = [a for a, n in enumerate(labels.shape) if n == 1]
+    slice_axis = flat[0] if len(flat) == 1 else 2  # a one-slice volume: its own plane
+    axes = inplane_axes_along(mask, linear, slice_axis)
     out: dict[str, object] = {
         "n_voxels": n_voxels,
         "volume_mm3": volume_mm3,
@@ -137,7 +139,7 @@ def _measure_one(
         "longest_diameter_mm": longest_diameter(mask, linear).length_mm,
         "inplane_long_mm": axes.long_mm,
         "inplane_short_mm": axes.short_mm,
-        "inplane_slice": int(axes.slice_index + offset[2]),
+        "inplane_slice": int(axes.slice_index + offset[slice_axis]),
         "long_axis_voxel": tuple(vec3(p + offset) for p in axes.long_ends),
         "short_axis_voxel": tuple(vec3(p + offset) for p in axes.short_ends),
         "centroid_voxel": vec3(centroid),
@@ -172,6 +174,7 @@ def measure_lesions(
     instance_info: Mapping[int, InstanceInfo] | None = None,
     nanolitres: bool = False,
     connectivity: int = 26,
+    min_volume_mm3: float = 0.0,
 ) -> list[LesionRecord]:
     """Measure every lesion of a label map.
 
@@ -186,6 +189,8 @@ def measure_lesions(
         nanolitres: also report volumes in nL (OCT).
         connectivity: 6, 18 or 26 neighbours connect a lesion's voxels
             (:func:`~medseg.labelmaps.label_components`).
+        min_volume_mm3: smaller components are not lesions (e.g. the prediction's
+            post-processing floor, so specks it would have removed are not counted).
 
     Returns:
         Lesions ordered by class, then by decreasing volume, with ``lesion_id`` 1..n.
@@ -201,7 +206,10 @@ def measure_lesions(
     else:
         found = _semantic_components(labels.array, lesion_labels, connectivity)
     records = []
+    min_voxels = min_volume_mm3 / labels.voxel_volume_mm3 if min_volume_mm3 > 0 else 0.0
     for value, instance_id, slices, mask in found:
+        if min_voxels and mask.sum() < min_voxels:
+            continue
         info = (instance_info or {}).get(instance_id or 0, InstanceInfo())
         fields = _measure_one(labels, slices, mask, image, nanolitres)
         records.append(

@@ -29,12 +29,13 @@ from medseg.reports.build import build_patient_report, is_oct, measure_study
 from medseg.reports.charts import bscan_area_figure, etdrs_figure
 from medseg.reports.cohort import write_cohort_index
 from medseg.reports.dicom_sr import SrSettings, write_study_sr
-from medseg.reports.eval_results import MetricValues, load_evaluation
+from medseg.reports.eval_results import load_evaluation
 from medseg.reports.figures import FigureImage
 from medseg.reports.inputs import (
     CaseSource,
     PredictionSet,
     load_instance_info,
+    normalize_date,
     normalize_laterality,
 )
 from medseg.reports.localizer import localizer_figure, localizer_of
@@ -48,11 +49,13 @@ from medseg.reports.render import (
 )
 from medseg.reports.schema import (
     Checkpoint,
+    ClassEvaluation,
     PatientReport,
     PersonalData,
     Provenance,
     StudyReport,
 )
+from medseg.text import plural
 from medseg.types import PathLike
 
 logger = logging.getLogger(__name__)
@@ -90,7 +93,9 @@ def _scalars(raw: Mapping[str, Any]) -> dict[str, Any]:
             for k, v in raw.items()}  # fmt: skip
 
 
-def build_provenance(predictions: PredictionSet, eval_dir: PathLike | None = None) -> Provenance:
+def build_provenance(
+    predictions: PredictionSet, eval_dir: PathLike | None = None, notice: str | None = None
+) -> Provenance:
     """Provenance from the run report (model, checkpoint sha256, versions) and this run."""
     run = predictions.run_report
     return Provenance(
@@ -104,6 +109,7 @@ def build_provenance(predictions: PredictionSet, eval_dir: PathLike | None = Non
         versions=dict(run.versions),
         device=run.device,
         evaluation_dir=None if eval_dir is None else str(eval_dir),
+        notice=notice,
     )
 
 
@@ -140,9 +146,11 @@ def _figures(
         if labels.shape[2] > 1:  # one B-scan: its area is in the totals already
             out.append(bscan_area_figure(study.oct))
     largest = sorted(study.lesions, key=lambda les: -les.volume_mm3)[:MAX_LESION_FIGURES]
+    direction = study.oct.scan_direction if study.oct is not None else None
+    ends = (direction.ascan_first, direction.ascan_last) if direction is not None else None
     for lesion in largest:
         if is_oct(study):
-            out.append(oct_lesion_figure(image, labels, lesion, classes))
+            out.append(oct_lesion_figure(image, labels, lesion, classes, ends))
         else:
             out.append(ct_lesion_figure(image, labels, lesion, classes, study.modality))
     return out
@@ -157,7 +165,7 @@ def _measure_case(
     if image is not None:  # header facts the run report and manifest did not give
         study.laterality = study.laterality or normalize_laterality(image.meta.get("laterality"))  # type: ignore[assignment]
         study.modality = study.modality or image.meta.get("modality") or None
-        study.study_date = study.study_date or image.meta.get("study_date") or None
+        study.study_date = study.study_date or normalize_date(image.meta.get("study_date"))
         study.scanner = scanner_name(image.meta)
         if image.meta.get("scan_pattern") == "line":
             study.warnings.append(
@@ -168,6 +176,7 @@ def _measure_case(
         study, labels, label_names=predictions.label_names,
         lesion_labels=predictions.lesion_labels, image=image, instances=instances,
         instance_info=load_instance_info(case.instances_json) if instances else None,
+        min_volume_mm3=predictions.min_lesion_mm3,
     )  # fmt: skip
     figures = _figures(measured, labels, image, predictions.label_names)
     localizer = localizer_of(image)
@@ -184,11 +193,14 @@ def scanner_name(meta: Mapping[str, Any]) -> str | None:
 
 
 def _process_case(
-    case: CaseSource, predictions: PredictionSet, metrics: MetricValues, include_phi: bool
+    case: CaseSource,
+    predictions: PredictionSet,
+    evaluation: list[ClassEvaluation],
+    include_phi: bool,
 ) -> _StudyWork:
     study = StudyReport(
         case_id=case.case_id, study_date=case.study_date, laterality=case.laterality,  # type: ignore[arg-type]
-        modality=case.modality, prediction_file=case.labels_path.name, metrics=dict(metrics),
+        modality=case.modality, prediction_file=case.labels_path.name, evaluation=evaluation,
     )  # fmt: skip
     personal = read_personal_data(case.image, root=case.image_root) if include_phi else None
     if case.status == "failed":
@@ -210,7 +222,7 @@ def _outcome(result: _StudyWork, patient_id: str, seconds: float) -> CaseOutcome
     study = result.study
     n_lesions = len(study.lesions) if study.status == "done" else None
     if study.status == "done":
-        logger.info("case %s: %d lesions", study.case_id, n_lesions)
+        logger.info("case %s: %s", study.case_id, plural(n_lesions or 0, "lesion"))
     else:
         logger.warning("case %s %s: %s", study.case_id, study.status, study.error)
     return CaseOutcome(
@@ -243,7 +255,7 @@ class _Context:
     """What every patient's work needs (picklable, for worker processes)."""
 
     predictions: PredictionSet
-    metrics: dict[str, MetricValues]
+    evaluation: dict[str, list[ClassEvaluation]]
     provenance: Provenance
     root: Path
     include_phi: bool
@@ -255,8 +267,8 @@ def _patient_cases(
 ) -> Iterator[tuple[CaseOutcome, _StudyWork]]:
     for case in cases:
         start = time.perf_counter()
-        metrics = ctx.metrics.get(case.case_id, {})
-        result = _process_case(case, ctx.predictions, metrics, ctx.include_phi)
+        evaluation = ctx.evaluation.get(case.case_id, [])
+        result = _process_case(case, ctx.predictions, evaluation, ctx.include_phi)
         if ctx.dicom_sr is not None:
             _write_sr(case, result, ctx.root / folder, ctx.dicom_sr)
         yield _outcome(result, patient_id, time.perf_counter() - start), result
@@ -301,6 +313,7 @@ def write_reports(
     eval_dir: PathLike | None = None,
     include_phi: bool = False,
     jobs: int = 1,
+    notice: str | None = None,
     dicom_sr: bool = False,
 ) -> Iterator[CaseOutcome]:
     """Measure every case, write one report folder per patient and ``cohort.csv``.
@@ -309,9 +322,11 @@ def write_reports(
         predictions: from :func:`~medseg.reports.inputs.load_prediction_set`.
         out_dir: report folder (created); gets ``<patient_id>/report.{json,html}``,
             ``<patient_id>/lesions.csv`` and ``cohort.csv``.
-        eval_dir: evaluation folder whose per-case metrics are added, if present.
+        eval_dir: evaluation folder whose per-case agreement (Dice, HD95, lesions found) is
+            added, if present.
         include_phi: copy PatientName / PatientBirthDate from DICOM sources into the reports.
         jobs: worker processes (patients are shared out; 1 = this process).
+        notice: a line shown at the top of every report (e.g. that the model is a smoke run).
         dicom_sr: also write ``<patient_id>/<case_id>.sr.dcm`` (TID 1500 measurement report,
             :mod:`medseg.reports.dicom_sr`) next to a copy of the case's DICOM SEG.
 
@@ -323,7 +338,7 @@ def write_reports(
         ConfigError: ``out_dir`` cannot be written.
     """
     root = ensure_output_dir(out_dir, what="report folder")
-    provenance = build_provenance(predictions, eval_dir)
+    provenance = build_provenance(predictions, eval_dir, notice)
     ctx = _Context(predictions, load_evaluation(eval_dir), provenance, root, include_phi,
                    _sr_settings(predictions, provenance) if dicom_sr else None)  # fmt: skip
     used: set[str] = set()
@@ -340,7 +355,7 @@ def write_reports(
             rows[patient_id] = _finish_patient(ctx, patient_id, results, folders[patient_id])
     cohort = [row for pid in folders for row in rows[pid]]
     write_cohort_csv(cohort, root)
-    write_cohort_index(cohort, folders, root)
+    write_cohort_index(cohort, folders, root, notice=notice)
 
 
 def _sr_settings(predictions: PredictionSet, provenance: Provenance) -> SrSettings:

@@ -17,7 +17,8 @@ from pydicom.sr._concepts_dict import concepts
 from typer.testing import CliRunner
 
 from medseg.cli import app
-from medseg.coding import DEFAULT_COLOURS, Code, LabelCoding, default_coding, resolve_codings
+from medseg.coding import Code, LabelCoding, default_coding, resolve_codings
+from medseg.drawing import colour_of, rgb
 from medseg.inference.batch import BatchOptions, predict_cases
 from medseg.inference.cases import cases_from_inputs
 from medseg.io.dicom_seg import SegContent, checkpoint_version, write_dicom_seg
@@ -26,7 +27,6 @@ from medseg.io.label_files import read_label_map
 from medseg.io.read import read_volume
 from medseg.manifest.build import build_manifest
 from medseg.manifest.schema import save_manifest
-from medseg.reports.figures import COLOURS
 from medseg.synth.truth import Truth
 
 CONFIGURED = {
@@ -90,7 +90,7 @@ def test_default_codes_are_the_dicom_standards() -> None:
     assert default_coding("IRF", 1, lesion=True).type.meaning == "Edema"
     assert default_coding("subretinal fluid", 2, lesion=True).type.meaning == "Body fluid"
     assert default_coding("organ", 1, lesion=False).type.meaning == "Organ"
-    assert DEFAULT_COLOURS == COLOURS  # the report figures' palette
+    assert default_coding("SRF", 2, lesion=True).color == rgb(colour_of(2))  # the class palette
 
 
 def test_resolve_codings_priority_and_unknown_labels() -> None:
