@@ -11,10 +11,12 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from medseg.artifacts import CaseResult
 from medseg.cli import app
 from medseg.errors import ConfigError
 from medseg.inference.batch import BatchOptions, predict_cases
 from medseg.inference.cases import cases_from_inputs
+from medseg.inference.predictor import Predictor
 from medseg.inference.probabilities import half_probabilities
 
 
@@ -49,16 +51,21 @@ def test_half_probabilities_sum_to_one_and_keep_the_arg_max() -> None:
     assert (half[0, 0, 0, :] == 1).all() and np.argmax(half[:, 2, 0, 0]) == 2
 
 
+def _predict_ct(predictor: Predictor, root: Path, out: Path, n_cases: int) -> list[CaseResult]:
+    """The first ``n_cases`` encoded CT scans (NIfTI) predicted with probabilities."""
+    options = BatchOptions(preview=False, save_probabilities=True)
+    cases = cases_from_inputs([root / "nifti"])[:n_cases]
+    results = list(predict_cases(predictor, cases, out, options))
+    assert all(r.status == "done" for r in results), [r.error for r in results]
+    return results
+
+
 def test_oracle_ct_probabilities_on_the_source_grid(
     tmp_path: Path, encoded: Callable[[str], Path], oracle_predictor: Callable
 ) -> None:
     """Resampled to a coarser grid and back: soft borders, still the label map's arg-max."""
-    root = encoded("ct")
     predictor = oracle_predictor("ct", "preprocess.target_spacing=[2.6, 2.6, 3.9]")
-    options = BatchOptions(preview=False, save_probabilities=True)
-    cases = cases_from_inputs([root / "nifti"])
-    results = list(predict_cases(predictor, cases, tmp_path, options))
-    assert all(r.status == "done" for r in results), [r.error for r in results]
+    results = _predict_ct(predictor, encoded("ct"), tmp_path, n_cases=99)
     for result in results:
         assert result.outputs["probabilities"] == f"{result.case_id}_probabilities.npz"
         probs = _check(
@@ -74,15 +81,11 @@ def test_oracle_ct_probabilities_on_the_source_grid(
 def test_post_processing_is_noted(
     tmp_path: Path, encoded: Callable[[str], Path], oracle_predictor: Callable
 ) -> None:
-    root = encoded("ct")
     predictor = oracle_predictor("ct", "postprocess.min_volume_mm3=1000000")
-    options = BatchOptions(preview=False, save_probabilities=True)
-    case = cases_from_inputs([root / "nifti"])[0]
-    result = next(predict_cases(predictor, [case], tmp_path, options))
-    assert result.status == "done"
+    (result,) = _predict_ct(predictor, encoded("ct"), tmp_path, n_cases=1)
     assert any("post-processing changed" in n for n in result.notes), result.notes
-    labels = np.asarray(nib.load(tmp_path / f"{case.case_id}.nii.gz").dataobj)
-    with np.load(tmp_path / f"{case.case_id}_probabilities.npz") as data:
+    labels = np.asarray(nib.load(tmp_path / f"{result.case_id}.nii.gz").dataobj)
+    with np.load(tmp_path / f"{result.case_id}_probabilities.npz") as data:
         before = np.argmax(data["probabilities"], axis=0)
     differ = before != labels
     assert differ.any() and (labels[differ] == 0).all()  # only removed components differ
