@@ -102,7 +102,7 @@ class DeepLabV3Plus(nn.Module):
             spatial_dims,
             self.encoder.out_channels,
             aspp_channels,
-            kernel=kernels[-1],
+            kernel=_context_kernel(kernels, strides),
             rates=[[r if a else 1 for a in _dilated_axes(strides)] for r in aspp_dilations],
             image_pooling=image_pooling,
             norm=norm,
@@ -161,7 +161,7 @@ def _layer_plan(
 
     Layer 1 follows the max-pool at stride 1; layers 2 (and 3, output stride 16) take the planned
     strides of rows 3 (and 4); the layers after them are dilated by 2, then 4, along
-    :func:`_dilated_axes`, with the kernel of the last planned stage.
+    :func:`_dilated_axes`, with :func:`_context_kernel`.
     """
     ones = [1] * len(strides[0])
     axes = _dilated_axes(strides)
@@ -172,8 +172,21 @@ def _layer_plan(
             plan.append((list(strides[index + 2]), list(kernels[index + 2]), ones))
         else:
             rate = 2 ** (index - n_strided)
-            plan.append((ones, list(kernels[-1]), [rate if a else 1 for a in axes]))
+            plan.append((ones, _context_kernel(kernels, strides), [rate if a else 1 for a in axes]))
     return plan
+
+
+def _context_kernel(
+    kernels: Sequence[Sequence[int]], strides: Sequence[Sequence[int]]
+) -> list[int]:
+    """Kernel of the dilated layers and ASPP: 3 along dilated axes, else the last planned one.
+
+    Dilation stands in for the striding that would have continued along the fine axes, so they
+    keep a 3-kernel even where the plan's last row, anticipating the next pooling, has 1 (a short
+    axis left unstrided can become the finest at the deepest stage).
+    """
+    axes = _dilated_axes(strides)
+    return [3 if a else int(k) for a, k in zip(axes, kernels[-1])]
 
 
 class _ResNetEncoder(nn.Module):

@@ -135,11 +135,11 @@ def _bilinear_up(spatial_dims: int, classes: int, stride: Sequence[int]) -> UpSa
         mode="deconv",
         bias=False,
     )
-    deconv: nn.Module = up.deconv  # type: ignore[assignment]
+    weight = up.get_submodule("deconv").get_parameter("weight")
     with torch.no_grad():
-        deconv.weight.zero_()
+        weight.zero_()
         for c in range(classes):
-            deconv.weight[c, c] = bilinear_kernel(kernel)
+            weight[c, c] = bilinear_kernel(kernel)
     return up
 
 
