@@ -154,12 +154,23 @@ def resolve_options(
 
 
 def max_pools(name: str, options: Mapping[str, Any], default: int) -> int:
-    """Largest number of downsampling stages the topology may use for ``name``."""
+    """Largest number of downsampling stages the topology may use for ``name``.
+
+    Raises:
+        ConfigError: invalid ``model.options`` (checked here, before any sizing).
+    """
     if name == "fcn":
+        resolve_options(name, options, base=1)
         return min(default, FCN_MAX_POOLS)
     if name == "deeplabv3plus":
-        return int(math.log2(int(options.get("output_stride") or 16)))
+        return _stages(options)
     return default
+
+
+def _stages(options: Mapping[str, Any]) -> int:
+    """DeepLabv3+ downsampling stages: ``log2(output_stride)`` (3 or 4)."""
+    stride = resolve_options("deeplabv3plus", options, base=1)["output_stride"]
+    return int(math.log2(int(stride)))
 
 
 def finish_topology(
@@ -174,7 +185,7 @@ def finish_topology(
     """
     if name != "deeplabv3plus":
         return kernels, strides
-    stages = max_pools(name, options, 0) + 1
+    stages = _stages(options) + 1
     ones = [1] * len(strides[0])
     strides = [list(s) for s in strides] + [ones] * (stages - len(strides))
     kernels = [list(k) for k in kernels] + [list(kernels[-1])] * (stages - len(kernels))
@@ -207,7 +218,7 @@ def check_topology(
             f"(one per stride row), got {[list(k) for k in kernels]}"
         )
     if name == "deeplabv3plus":
-        stages = max_pools(name, options, 0) + 1
+        stages = _stages(options) + 1
         if len(rows) != stages or any(v not in (1, 2) for r in rows for v in r):
             raise ConfigError(
                 f"model.strides: deeplabv3plus with output_stride {options.get('output_stride')} "

@@ -13,33 +13,12 @@ from medseg.config.plan import describe_plan, divisor, plan_divisible, plan_work
 from medseg.config.plan_archs import resolve_options
 from medseg.config.schema import ResolvedWorkflow, WorkflowConfig, find_auto
 from medseg.errors import ConfigError
-from medseg.manifest.fingerprint import Fingerprint, IntensityStats
+from medseg.manifest.fingerprint import Fingerprint
 from medseg.manifest.schema import Manifest
-
-STATS = IntensityStats(
-    mean=40.0, std=20.0, median=40.0, p00_5=-50.0, p99_5=150.0, min=-1e3, max=1e3
-)
-
-
-def _fingerprint(shape: tuple[int, int, int], spacing: tuple[float, float, float]) -> Fingerprint:
-    return Fingerprint(
-        manifest="m",
-        n_cases=3,
-        modality="CT",
-        channels=["image"],
-        median_spacing=spacing,
-        median_shape=shape,
-        spacings=[spacing] * 3,
-        shapes=[shape] * 3,
-        foreground_intensity={"image": STATS},
-        image_intensity={"image": STATS},
-        class_fraction={"0": 0.9, "1": 0.1},
-        cases=[],
-    )
-
+from tests.helpers import uniform_fingerprint
 
 MANIFEST = Manifest(name="m", labels={"0": "background", "1": "organ", "2": "lesion"})
-CT = _fingerprint((160, 160, 48), (0.8, 0.8, 4.0))
+CT = uniform_fingerprint((160, 160, 48), (0.8, 0.8, 4.0))
 
 
 def _plan(
@@ -84,12 +63,12 @@ def test_deeplab_pads_stages_when_the_patch_is_too_small_to_stride() -> None:
 
 
 def test_fcn_pools_at_most_five_times_and_fills_its_options() -> None:
-    resolved = _plan("fcn", fingerprint=_fingerprint((512, 512, 512), (1.0, 1.0, 1.0)))
+    resolved = _plan("fcn", fingerprint=uniform_fingerprint((512, 512, 512), (1.0, 1.0, 1.0)))
     assert len(resolved.model.strides) == 6  # a U-Net here would also stop at 5 in 3D
     two_d = _plan(
         "fcn",
         task={"dims": "2d"},
-        fingerprint=_fingerprint((1024, 1024, 3), (0.5, 0.5, 5.0)),
+        fingerprint=uniform_fingerprint((1024, 1024, 3), (0.5, 0.5, 5.0)),
     )
     assert len(two_d.model.strides) == 6  # 2D U-Nets may pool 6 times, FCN 5 (stride 32)
     assert two_d.model.options == {
@@ -114,6 +93,7 @@ def test_fcn_default_skips_shrink_to_the_levels_an_explicit_excess_is_refused() 
     [
         ("deeplabv3plus", {"outputstride": 8}, "unknown deeplabv3plus option 'outputstride'"),
         ("deeplabv3plus", {"output_stride": 32}, r"output_stride: deeplabv3plus expects 8 or 16"),
+        ("deeplabv3plus", {"output_stride": "16"}, r"expects 8 or 16, got '16'"),
         ("deeplabv3plus", {"backbone_depth": 101}, r"expects one of \(10, 18, 34, 50\)"),
         ("deeplabv3plus", {"aspp_dilations": [2, 0]}, "aspp_dilations"),
         ("deeplabv3plus", {"image_pooling": "yes"}, "image_pooling: deeplabv3plus expects true"),

@@ -11,32 +11,14 @@ from torch import nn
 
 from medseg.config.plan import divisor, plan_divisible, plan_workflow
 from medseg.config.schema import ResolvedWorkflow, WorkflowConfig
-from medseg.manifest.fingerprint import Fingerprint, IntensityStats
 from medseg.manifest.schema import Manifest
 from medseg.models.deeplab import DeepLabV3Plus
 from medseg.models.fcn import FCN, _bilinear_up
 from medseg.models.registry import build_model
+from tests.helpers import uniform_fingerprint
 
-STATS = IntensityStats(mean=0.0, std=1.0, median=0.0, p00_5=-1.0, p99_5=1.0, min=-2.0, max=2.0)
 MANIFEST = Manifest(name="m", labels={"0": "background", "1": "a", "2": "b"})
 ARCHS = ["fcn", "deeplabv3plus"]
-
-
-def _fingerprint(shape: tuple[int, int, int], spacing: tuple[float, float, float]) -> Fingerprint:
-    return Fingerprint(
-        manifest="m",
-        n_cases=2,
-        modality="MR",
-        channels=["image"],
-        median_spacing=spacing,
-        median_shape=shape,
-        spacings=[spacing] * 2,
-        shapes=[shape] * 2,
-        foreground_intensity={"image": STATS},
-        image_intensity={"image": STATS},
-        class_fraction={"0": 0.9, "1": 0.1},
-        cases=[],
-    )
 
 
 def _resolved(
@@ -53,7 +35,7 @@ def _resolved(
         model={"name": name, "base_filters": 4, "max_filters": 16, "options": options or {}},
         train={"patch_size": patch},
     )
-    return plan_workflow(config, _fingerprint((96, 96, 40), spacing), MANIFEST)
+    return plan_workflow(config, uniform_fingerprint((96, 96, 40), spacing), MANIFEST)
 
 
 def _logits(model: nn.Module, shape: list[int]) -> torch.Tensor:
