@@ -11,10 +11,13 @@ Every network gets the same workflow and overrides, and the same wall-clock trai
 by ``medseg plan`` for itself (patch divisibility, stages). Held-out cases: the manifest's
 labelled ``test`` split if it has one, else validation fold ``K`` (which also picked the best
 checkpoint; use ``--checkpoint last`` to avoid that selection). It prints, per architecture and
-class, Dice and HD95 (mm) on the source grid and lesion F1 (pooled over cases), the parameter
+class, Dice and HD95 (mm) on the source grid (means over cases; a case without the class scores
+Dice 1 when the prediction is empty too, and HD95 is undefined when one side is empty, so the
+count of defined cases is shown) and lesion F1 (pooled over cases), the parameter
 count, the training time and epochs, prediction seconds per case, and ratios to the U-Net
 (``dynunet``, the reference measured in the same run). Numbers also go to
-``WORK/architectures.json``. Usage::
+``WORK/architectures.json``. On a CPU shared with other jobs pass ``--threads 1``: two OpenMP
+threads competing for two busy cores were ten times slower per iteration here. Usage::
 
     python benchmarks/architectures.py --manifest data.json --dims 3d --minutes 20
     python benchmarks/architectures.py --manifest data.json --workflow wf.yaml --set train.batch_size=4
@@ -35,10 +38,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 ARCHS = ("dynunet", "segresnet", "fcn", "deeplabv3plus")
-SYNTHETIC = {
-    "oct": ("2d", ["--size", "small", "--patients", "6"]),
-    "ct": ("3d", ["--size", "small", "--patients", "6"]),
-}
+SYNTHETIC_DIMS = {"oct": "2d", "ct": "3d"}
 
 
 def medseg(*args: str, threads: int | None) -> tuple[int, float]:
@@ -53,11 +53,12 @@ def medseg(*args: str, threads: int | None) -> tuple[int, float]:
     return done.returncode, time.perf_counter() - start
 
 
-def synthetic_manifest(kind: str, work: Path, threads: int | None) -> tuple[Path, str]:
+def synthetic_manifest(args: argparse.Namespace) -> tuple[Path, str]:
     """``medseg synth KIND`` + ``manifest build`` (3 folds) in WORK; returns (manifest, dims)."""
-    dims, options = SYNTHETIC[kind]
+    kind, work, threads = args.synthetic, args.work, args.threads
     scans = work / "scans"
     if not (scans / "truth.json").exists():
+        options = ["--size", args.size, "--patients", str(args.patients)]
         medseg("synth", kind, str(scans), *options, threads=threads)
     data = work / "data.json"
     labels = ["--labels", str(scans / "labels")]
@@ -72,7 +73,7 @@ def synthetic_manifest(kind: str, work: Path, threads: int | None) -> tuple[Path
         "3",
         threads=threads,
     )
-    return data, dims
+    return data, SYNTHETIC_DIMS[kind]
 
 
 def held_out(manifest_file: Path, out: Path, fold: int) -> tuple[Path, str]:
@@ -173,10 +174,13 @@ def collect(arch: str, folder: Path, train_s: float, fold: int) -> dict[str, Any
     classes = {}
     for entry in evaluation["classes"].values():
         metrics, lesions = entry["metrics"], entry.get("lesions") or {}
+        hd95 = metrics["hd95_mm"]
         classes[entry["name"]] = {
             "dice": metrics["dice"]["mean"],
-            "hd95_mm": metrics["hd95_mm"]["mean"],
+            "hd95_mm": hd95["mean"],
+            "hd95_defined": f"{hd95['n']}/{hd95['n'] + hd95['n_nan']}",
             "lesion_f1": lesions.get("f1"),
+            "lesions_tp_fp_fn": [lesions.get(k) for k in ("tp", "fp", "fn")],
         }
     return {
         "arch": arch,
@@ -216,8 +220,11 @@ def print_table(rows: list[dict[str, Any]], header: str) -> None:
             f"({row['epochs']} epochs), {row['seconds_per_case']:.2f} s/case{ratio}"
         )
         for name, c in row["classes"].items():
+            tp, fp, fn = c["lesions_tp_fp_fn"]
             print(
-                f"      {name:10s} Dice {_fmt(c['dice'])}  HD95 {_fmt(c['hd95_mm'], 2)} mm  lesion F1 {_fmt(c['lesion_f1'])}"
+                f"      {name:10s} Dice {_fmt(c['dice'])}  HD95 {_fmt(c['hd95_mm'], 2)} mm "
+                f"(defined in {c['hd95_defined']} cases)  lesion F1 {_fmt(c['lesion_f1'])} "
+                f"(TP {tp}, FP {fp}, FN {fn})"
             )
 
 
@@ -225,7 +232,9 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--manifest", type=Path, help="medseg manifest (folds, labels)")
-    source.add_argument("--synthetic", choices=sorted(SYNTHETIC), help="demo: medseg synth oct|ct")
+    source.add_argument("--synthetic", choices=sorted(SYNTHETIC_DIMS), help="demo: medseg synth")
+    parser.add_argument("--size", default="small", help="--synthetic: tiny | small | realistic")
+    parser.add_argument("--patients", type=int, default=6, help="--synthetic: patients")
     parser.add_argument("--dims", choices=["2d", "3d"], default=None, help="without --workflow")
     parser.add_argument(
         "--workflow", type=Path, default=None, help="base workflow (manifest is overridden)"
@@ -251,7 +260,7 @@ def main() -> int:
     args = parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     if args.synthetic:
-        manifest, dims = synthetic_manifest(args.synthetic, args.work, args.threads)
+        manifest, dims = synthetic_manifest(args)
         args.dims = args.dims or dims
     else:
         manifest = args.manifest.resolve()
