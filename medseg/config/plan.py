@@ -27,6 +27,7 @@ import numpy.typing as npt
 
 from medseg.config.plan_archs import (
     describe_architecture,
+    divisible_patch,
     finish_topology,
     is_segmentation_net,
     max_pools,
@@ -201,6 +202,7 @@ def _plan_unet(
     kernels, strides = finish_topology(model["name"], model["options"], kernels, strides)
     if model["kernels"] != AUTO and model["strides"] != AUTO:
         kernels, strides = model["kernels"], model["strides"]
+    patch = divisible_patch(patch, divisor(strides), explicit=train["patch_size"] != AUTO)
     filters = filters_for(len(strides), base, max_filters)
     dataset_voxels = float(sum(np.prod(s) for s in fingerprint.shapes))
     train["patch_size"] = patch

@@ -1,4 +1,4 @@
-"""Planning rules for the FCN and DeepLabv3+ registry entries; no torch.
+"""Per-architecture planning rules (FCN, DeepLabv3+, SegResNet's fixed downsampling); no torch.
 
 Both networks are planned like the U-Net: :func:`medseg.config.plan.topology` decides, from the
 target spacing and the patch, which axes are strided at each downsampling stage (an axis much
@@ -181,8 +181,12 @@ def finish_topology(
 ) -> tuple[list[list[int]], list[list[int]]]:
     """Per-architecture last step of the topology (DeepLabv3+: pad to its fixed stage count).
 
+    SegResNet halves every axis once per entry of ``blocks_down`` after the first (MONAI default
+    ``(1, 2, 2, 4)``: 3 times), whatever the spacing: its rows say so, and the patch follows.
     Returns ``kernels`` and ``strides`` unchanged for other networks.
     """
+    if name == "segresnet":
+        return _segresnet_topology(options, len(strides[0]))
     if name != "deeplabv3plus":
         return kernels, strides
     stages = _stages(options) + 1
@@ -190,6 +194,39 @@ def finish_topology(
     strides = [list(s) for s in strides] + [ones] * (stages - len(strides))
     kernels = [list(k) for k in kernels] + [list(kernels[-1])] * (stages - len(kernels))
     return kernels, strides
+
+
+def _segresnet_topology(
+    options: Mapping[str, Any], dims: int
+) -> tuple[list[list[int]], list[list[int]]]:
+    blocks = options.get("blocks_down", (1, 2, 2, 4))
+    if not isinstance(blocks, list | tuple) or not blocks:
+        raise ConfigError(
+            f"model.options.blocks_down: expected a list of block counts, got {blocks!r}"
+        )
+    return [[3] * dims] * len(blocks), [[1] * dims] + [[2] * dims] * (len(blocks) - 1)
+
+
+def divisible_patch(patch: Sequence[int], div: Sequence[int], *, explicit: bool) -> list[int]:
+    """The patch rounded up to multiples of the network's downsampling ``div`` (per axis).
+
+    Raises:
+        ConfigError: an explicit ``train.patch_size`` that is not a multiple (nearest in the hint).
+
+    Example:
+        >>> divisible_patch([40, 40, 20], [8, 8, 8], explicit=False)
+        [40, 40, 24]
+    """
+    values = [int(v) for v in patch]
+    rounded = [max(d, math.ceil(v / d) * d) for v, d in zip(values, div)]
+    if explicit and rounded != values:
+        nearest = [max(d, round(v / d) * d) for v, d in zip(values, div)]
+        raise ConfigError(
+            f"train.patch_size: the network downsamples each axis by {list(div)}, so the patch "
+            f"must be a multiple of it, got {values}",
+            hint=f"use {nearest}, or patch_size: auto",
+        )
+    return rounded
 
 
 def check_topology(

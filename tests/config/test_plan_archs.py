@@ -149,3 +149,21 @@ def test_workflow_yaml_selects_the_network(tmp_path: Path) -> None:
     assert config.model.name == "deeplabv3plus" and config.model.options["output_stride"] == 8
     with pytest.raises(ConfigError, match="model.name"):
         load_workflow(path, ["model.name=deeplab"])
+
+
+def test_segresnet_patch_is_divisible_by_its_isotropic_downsampling() -> None:
+    """SegResNet halves every axis 3 times whatever the spacing: 20 slices would not fit."""
+    tiny_ct = uniform_fingerprint((40, 40, 20), (2.0, 2.0, 3.0))
+    resolved = _plan("segresnet", fingerprint=tiny_ct)
+    assert resolved.model.strides == [[1, 1, 1]] + [[2, 2, 2]] * 3
+    assert resolved.patch_size == [40, 40, 24] and plan_divisible(resolved)
+    shallow = _plan("segresnet", {"blocks_down": [1, 2]}, fingerprint=tiny_ct)
+    assert shallow.model.strides == [[1, 1, 1], [2, 2, 2]] and shallow.patch_size == [40, 40, 20]
+
+
+def test_explicit_patch_not_divisible_by_the_network_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"multiple of it, got \[40, 40, 20\]") as err:
+        _plan("segresnet", train={"patch_size": [40, 40, 20]})
+    assert err.value.hint == "use [40, 40, 16], or patch_size: auto"  # 20: 16 and 24 tie
+    with pytest.raises(ConfigError, match="downsamples each axis by"):
+        _plan("dynunet", train={"patch_size": [36, 36, 9]})  # 9 slices are pooled once

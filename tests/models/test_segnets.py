@@ -68,6 +68,15 @@ def test_output_shape_equals_input_for_sizes_the_plan_allows(
     assert out.shape == (1, 3, *patch) and torch.isfinite(out).all()
 
 
+def test_segresnet_runs_on_the_patch_its_plan_gives() -> None:
+    config = WorkflowConfig(
+        name="x", manifest="m.json", model={"name": "segresnet", "base_filters": 8}
+    )
+    resolved = plan_workflow(config, uniform_fingerprint((40, 40, 20), (2.0, 2.0, 3.0)), MANIFEST)
+    assert resolved.patch_size == [40, 40, 24]
+    assert _logits(build_model(resolved), resolved.patch_size).shape == (1, 3, 40, 40, 24)
+
+
 def test_deeplab_accepts_sizes_not_divisible_by_the_output_stride() -> None:
     resolved = _resolved("deeplabv3plus", "2d", [48, 80], (1.0, 1.0, 3.0), {"output_stride": 8})
     assert _logits(build_model(resolved), [37, 29]).shape == (1, 3, 37, 29)
