@@ -188,7 +188,7 @@ def run_demo(
     shutil.copy(shipped_workflow(), workflow)
     run = run_workflow(
         workflow,
-        overrides=["manifest=../data_manifests/oct_demo.json", *settings.overrides],
+        overrides=[f"manifest={out / 'data_manifests' / 'oct_demo.json'}", *settings.overrides],
         run_dir=out / "run",
         on_stage=on_stage,
         on_epoch_end=on_epoch_end,

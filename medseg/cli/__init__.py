@@ -126,11 +126,11 @@ def root(
 
 
 def _register() -> None:
-    from medseg.cli import demo, evaluate, manifest, plan, predict, report, synth, train
+    from medseg.cli import demo, evaluate, manifest, plan, predict, report, run, synth, train
 
     app.add_typer(synth.app, name="synth")
     app.add_typer(manifest.app, name="manifest")
-    for module in (plan, train, predict, evaluate, report, demo):
+    for module in (plan, train, predict, evaluate, report, run, demo):
         module.register(app)
 
 

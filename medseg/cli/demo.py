@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from medseg.cli import _console
-
-if TYPE_CHECKING:
-    from medseg.training.loop import EpochStats
-    from medseg.workflow import StageResult
 
 
 def register(app: typer.Typer) -> None:
@@ -33,21 +29,10 @@ def demo_command(
     ] = False,
 ) -> None:
     """Synthetic OCT cohort -> manifest -> train -> predict -> evaluate -> reports."""
+    from medseg.cli.run import print_epoch, print_stage
     from medseg.demo import run_demo
 
-    def on_stage(s: StageResult) -> None:
-        _console.err.print(
-            f"[bold]{s.stage:9s}[/] {s.status:10s} {s.seconds:7.1f} s  {s.detail}", highlight=False
-        )
-
-    def on_epoch(e: EpochStats) -> None:
-        dice = f"  val Dice {e.val.mean_dice:.3f}" if e.val else ""
-        _console.err.print(
-            f"{'':10s}epoch {e.epoch}/{e.epochs} loss {e.train_loss:.4f}{dice}  {e.seconds:.0f} s",
-            highlight=False,
-        )
-
-    result = run_demo(output, quick=quick, on_stage=on_stage, on_epoch_end=on_epoch)
+    result = run_demo(output, quick=quick, on_stage=print_stage, on_epoch_end=print_epoch)
     table = Table(title="test-set metrics (held-out patients, source grid)")
     for column in ("class", "cases", "Dice", "HD95 mm", "lesion F1"):
         table.add_column(column, justify="left" if column == "class" else "right")

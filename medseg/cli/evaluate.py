@@ -20,7 +20,8 @@ def _fmt(value: Any, digits: int = 3) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def _render(summary: dict[str, Any], out_dir: Path) -> None:
+def render_summary(summary: dict[str, Any], out_dir: Path) -> None:
+    """The evaluation table (means per class, pooled lesion counts) and skipped cases."""
     table = Table(title="evaluation: means over cases; lesions pooled")
     for column in ("class", "cases", "Dice", "HD95 mm", "ASSD mm", "NSD", "lesion F1", "TP/FP/FN"):
         table.add_column(column, justify="left" if column == "class" else "right")
@@ -113,6 +114,6 @@ def evaluate_command(
         for result in evaluate_folder(pred_dir, ref, output, lesion_labels=wanted, options=options):
             problems += result.status != "ok"
             progress.update(task, total=result.total, advance=1, status=result.case_id)
-    _render(load_summary(output), output)
+    render_summary(load_summary(output), output)
     if problems:
         raise typer.Exit(1)

@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from medseg.cli import _console
-from medseg.cli._options import PseudonymKeyOpt
+from medseg.cli._options import DeviceOpt, PseudonymKeyOpt
 
 if TYPE_CHECKING:
     from medseg.inference.batch import CaseResult
@@ -62,7 +62,7 @@ def predict_command(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Redo cases already predicted.")
     ] = False,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
+    device: DeviceOpt = "auto",
     folds: Annotated[
         str | None, typer.Option("--folds", help="Folds to ensemble, e.g. 0,1 (default: all).")
     ] = None,

@@ -1,18 +1,23 @@
-"""``medseg synth oct|ct OUT_DIR``: write synthetic scans with known truth (``truth.json``)."""
+"""``medseg synth oct|ct OUT_DIR``: write synthetic scans with known truth (``truth.json``);
+``medseg synth examples``: the data and manifests of every shipped workflow."""
 
 from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from medseg.cli import _console
 
+if TYPE_CHECKING:
+    from medseg.examples import ExampleResult
+
 app = typer.Typer(
-    help="Write synthetic OCT or CT scans (real DICOM / NIfTI / PNG files) with truth.json.",
+    help="Write synthetic OCT or CT scans (real DICOM / NIfTI / PNG files) with truth.json; "
+    "'synth examples' writes the data of every shipped workflow.",
     no_args_is_help=True,
 )
 
@@ -131,3 +136,72 @@ def synth_ct_command(
             on_case=lambda case: progress.update(task, advance=1, status=case.case_id),
         )
     _summary(out_dir / "truth.json", truth)
+
+
+@app.command("examples")
+def synth_examples_command(
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--data-dir",
+            help="Where the scans go (default: $MEDSEG_EXAMPLE_DATA, else "
+            "~/.cache/medseg/examples).",
+            file_okay=False,
+        ),
+    ] = None,
+    manifests: Annotated[
+        Path,
+        typer.Option(
+            "--manifests",
+            help="Where the manifests go: the repository's data_manifests/.",
+            file_okay=False,
+        ),
+    ] = Path("data_manifests"),
+    only: Annotated[
+        list[str] | None,
+        typer.Option("--only", help="Only this example (repeatable): its manifest name."),
+    ] = None,
+    size: Annotated[
+        Size | None, typer.Option("--size", help="One grid preset for all (tiny: tests).")
+    ] = None,
+) -> None:
+    """The example data and manifests every shipped workflow needs (run from the repository root).
+
+    Scans go outside the repository (--data-dir).
+    Manifests data_manifests/<name>.json point at them (absolute data_root; git-ignored).
+    Scans already written with the same settings are reused.
+    """
+    from medseg.examples import default_data_dir, make_examples, manifests_used_by
+
+    if not (manifests.resolve().parent / "workflows").is_dir():
+        _console.err.print(
+            f"[yellow]note:[/] no workflows/ folder beside {manifests}: the shipped workflows "
+            "read the manifests in data_manifests/ of the repository (run this from its root)",
+            highlight=False,
+        )
+    used = manifests_used_by(manifests.resolve().parent / "workflows")
+    folder = data_dir or default_data_dir()
+    table = Table(title=f"example data: manifests in {manifests}/, scans in {folder}/")
+    table.add_column("manifest", no_wrap=True, min_width=20)
+    table.add_column("used by")
+    table.add_column("scans")
+    table.add_column("cases", justify="right")
+
+    def on_example(r: ExampleResult) -> None:
+        s = r.spec
+        table.add_row(
+            r.manifest.name,
+            "\n".join(used.get(r.manifest.name, [])) or "-",
+            f"{s.kind} {s.size} {s.fmt}, {s.patients} patients"
+            + (" (reused)" if r.reused else f" ({r.seconds:.0f} s)"),
+            f"{r.cases}, {r.test_cases} test",
+        )
+
+    make_examples(
+        folder,
+        manifests,
+        names=only or None,
+        size=None if size is None else size.value,
+        on_example=on_example,
+    )
+    _console.out.print(table)

@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from medseg.cli import _console
+from medseg.cli._options import DeviceOpt, FoldOpt
 from medseg.cli.plan import OutputOpt, SetOpt, WorkflowArg, print_plan
 
 
@@ -27,14 +28,12 @@ def train_command(
     ctx: typer.Context,
     workflow: WorkflowArg,
     output: OutputOpt = None,
-    fold: Annotated[
-        int, typer.Option("--fold", min=0, help="Cross-validation fold to hold out.")
-    ] = 0,
+    fold: FoldOpt = 0,
     overrides: SetOpt = None,
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue from checkpoint_last.pt.")
     ] = False,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
+    device: DeviceOpt = "auto",
 ) -> None:
     """Train on the manifest's other folds and validate on --fold (plans first if needed)."""
     from medseg.config.run import plan_run

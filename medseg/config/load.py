@@ -7,6 +7,8 @@ YAML path, e.g. ``smoke.yaml: train.epochz: unknown key (did you mean 'epochs'?)
 from __future__ import annotations
 
 import difflib
+import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,9 @@ from medseg.config.schema import ResolvedWorkflow, WorkflowConfig
 from medseg.errors import ConfigError
 from medseg.io.atomic import write_text_atomic
 from medseg.types import PathLike
+
+PATH_KEYS = ("manifest",)
+"""Workflow keys holding a path: relative to the YAML file in it, to the current folder in --set."""
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -137,14 +142,37 @@ def format_errors(err: ValidationError, model: type[BaseModel], source: str) -> 
     return "\n".join(lines)
 
 
+def absolute_path_overrides(overrides: Sequence[str]) -> list[str]:
+    """``--set manifest=REL`` made absolute against the current folder.
+
+    A path in the YAML file is relative to that file; a path typed on the command line is
+    relative to where it was typed. Other overrides pass unchanged.
+    """
+    out = []
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if sep and key.strip() in PATH_KEYS:
+            try:
+                value = yaml.safe_load(raw)
+            except yaml.YAMLError:
+                value = raw
+            if isinstance(value, str) and value:
+                item = f"{key}={json.dumps(os.path.abspath(Path(value).expanduser()))}"
+        out.append(item)
+    return out
+
+
 def load_workflow(path: PathLike, overrides: Sequence[str] = ()) -> WorkflowConfig:
     """Read, override and validate a workflow YAML file.
+
+    A relative path in an override (``manifest=...``) is relative to the current folder; in the
+    file, to the file's folder.
 
     Raises:
         ConfigError: unreadable YAML or invalid values, one line per problem.
     """
     location = Path(path)
-    data = apply_overrides(_read_yaml(location), overrides)
+    data = apply_overrides(_read_yaml(location), absolute_path_overrides(overrides))
     try:
         return WorkflowConfig.model_validate(data)
     except ValidationError as err:
@@ -152,7 +180,10 @@ def load_workflow(path: PathLike, overrides: Sequence[str] = ()) -> WorkflowConf
 
 
 def manifest_path(workflow_file: PathLike, config: WorkflowConfig) -> Path:
-    """The manifest a workflow points at (relative to the workflow file's folder)."""
+    """The manifest a workflow points at (a relative path: to the workflow file's folder).
+
+    Overrides were made absolute by :func:`load_workflow`, so only paths from the file are relative.
+    """
     path = Path(config.manifest)
     return path if path.is_absolute() else (Path(workflow_file).resolve().parent / path)
 

@@ -148,7 +148,9 @@ class WorkflowConfig(_Section):
 
     schema_version: Literal[1] = WORKFLOW_SCHEMA_VERSION
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9._-]+$")
-    manifest: str = Field(description="manifest JSON, relative to the workflow file")
+    manifest: str = Field(
+        description="manifest JSON: relative to the workflow file; in --set, to the current folder"
+    )
     task: TaskConfig = Field(default_factory=TaskConfig)
     preprocess: PreprocessConfig = Field(default_factory=PreprocessConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)

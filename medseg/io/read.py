@@ -8,6 +8,8 @@ the same voxels on the same world grid. Supported references:
 * a DICOM file: a multi-frame image (Enhanced CT/MR, Ophthalmic Tomography) or one slice;
 * a folder holding exactly one usable DICOM series (walked recursively);
 * a folder with a ``spacing.json`` sidecar: PNG/TIFF B-scan or slice stack;
+* a vendor OCT export: Heidelberg HEYEX ``.vol`` file or XML export (file or folder), read
+  through eyepy (:mod:`medseg.io.oct_vendor`; raster and line scans);
 * a :class:`DicomSeriesRef` (series UID + files, as stored in manifests);
 * a :class:`~medseg.io.dicom.SeriesInfo` from :func:`~medseg.io.dicom.find_series`.
 """
@@ -24,6 +26,7 @@ from medseg.io.dicom_header import CorruptDicomError, NotDicomError, read_header
 from medseg.io.dicom_read import read_series
 from medseg.io.images import is_image_stack, read_image_stack
 from medseg.io.nifti import is_nifti, read_nifti, write_nifti
+from medseg.io.oct_vendor import read_vendor_volume, vendor_format
 from medseg.io.sitk_io import is_sitk_file, read_sitk, write_sitk
 from medseg.io.volume import Volume
 from medseg.types import PathLike
@@ -111,16 +114,22 @@ def read_volume(ref: VolumeRef, *, root: PathLike | None = None) -> Volume:
     if not path.exists():
         raise DataError("file or folder does not exist", path=path)
     if path.is_dir():
-        return read_image_stack(path) if is_image_stack(path) else _read_dicom_folder(path)
+        if is_image_stack(path):
+            return read_image_stack(path)
+        return read_vendor_volume(path) if vendor_format(path) else _read_dicom_folder(path)
     if is_nifti(path):
         return read_nifti(path)
     if is_sitk_file(path):
         return read_sitk(path)
+    if vendor_format(path):
+        return read_vendor_volume(path)
     try:
         header = read_header(path)
     except NotDicomError as err:
         raise DataError(
-            "unsupported file type (expected NIfTI, NRRD/MHA, DICOM or a stack folder)", path=path
+            "unsupported file type (expected NIfTI, NRRD/MHA, DICOM, a HEYEX VOL/XML export "
+            "or a stack folder)",
+            path=path,
         ) from err
     except CorruptDicomError as err:
         raise DataError(f"unreadable DICOM file: {err}", path=path) from err

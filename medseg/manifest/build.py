@@ -1,7 +1,9 @@
 """``build_manifest``: a clinical scan folder -> a manifest (cases, labels, folds, issues).
 
-Discovery: DICOM series (headers only, with series QC), NIfTI, NRRD/MHA files and PNG/TIFF stacks
-(folders with ``spacing.json``). NIfTI files may carry a BIDS-style JSON sidecar
+Discovery: DICOM series (headers only, with series QC), NIfTI, NRRD/MHA files, PNG/TIFF stacks
+(folders with ``spacing.json``) and vendor OCT exports (HEYEX VOL files and XML folders, see
+:mod:`medseg.manifest.vendor`; their per-B-scan mask folders in ``--labels`` become NIfTI labels).
+NIfTI files may carry a BIDS-style JSON sidecar
 (``<name>.json`` with ``patient_id``, ``study_date``, ``laterality``, ``modality``). Labels come
 from ``--labels DIR`` (matched by the rules in :mod:`medseg.manifest.naming`, label names from an
 optional ``labels.json`` there) or from an explicit pairs CSV. Nothing is fatal per file: unusable
@@ -27,7 +29,7 @@ from medseg.io.nifti import is_nifti
 from medseg.io.qc import Issue
 from medseg.io.read import DicomSeriesRef
 from medseg.io.sitk_io import is_sitk_file
-from medseg.manifest import naming
+from medseg.manifest import naming, vendor
 from medseg.manifest.pairs import read_pairs
 from medseg.manifest.pseudonym import pseudonym, pseudonymous_case_id
 from medseg.manifest.schema import Case, Manifest, SkippedItem
@@ -343,7 +345,10 @@ def discover_candidates(
         summary.skipped.append(SkippedItem(path=str(path), reason=f"unreadable DICOM: {reason}"))
     others = [p for p in discovery.non_dicom if not _under(p, labels_dir)]
     candidates = _series_candidates([s for s in series if s.usable])
+    vendor_sources, others = vendor.split_vendor_files(others, summary.skipped)
     candidates += _other_candidates(others, pattern, summary.skipped)
+    taken = {c.case_id for c in candidates}
+    candidates += vendor.vendor_candidates(vendor_sources, pattern, summary.skipped, taken)
     return candidates, summary
 
 
@@ -401,6 +406,11 @@ def build_manifest(
             root, labels_dir=labels_path, pattern=pattern, summary=summary
         )
         labels = _match_labels(candidates, labels_path, summary.skipped) if labels_path else {}
+        if labels_path is not None:
+            masks_dir = Path(output).resolve().parent / f"{Path(output).stem}_labels"
+            labels |= vendor.vendor_mask_labels(
+                candidates, labels_path, labels, masks_dir, summary.skipped
+            )
     if not candidates:
         raise DataError(
             "no usable scans found", path=root, hint="see the skipped files listed above"

@@ -14,6 +14,7 @@ from medseg.errors import GeometryError
 from medseg.io.geometry import affines_close
 from medseg.io.volume import Volume
 from medseg.reports.enface import enface_frame
+from medseg.reports.localizer import vendor_fovea
 from medseg.reports.longitudinal import change_table, study_order_key
 from medseg.reports.measure import InstanceInfo, class_totals, measure_lesions
 from medseg.reports.oct import OCTClasses, analyze_oct, lesion_subfield
@@ -68,6 +69,7 @@ def _usable_image(image: Volume | None, labels: Volume, study: StudyReport) -> V
 def _add_oct(study: StudyReport, labels: Volume, image: Volume | None, classes: OCTClasses) -> None:
     try:
         analysis = analyze_oct(labels, classes=classes, laterality=study.laterality, image=image,
+                               vendor_fovea=vendor_fovea(labels, image),
                                case_id=study.case_id)  # fmt: skip
     except GeometryError as err:
         study.warnings.append(f"no ETDRS analysis: {err.describe()}")

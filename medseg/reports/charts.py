@@ -21,7 +21,7 @@ from medseg.reports.enface import (
     OUTER_RADIUS_MM,
     enface_frame,
 )
-from medseg.reports.figures import FigureImage, colour_of, new_figure, to_png
+from medseg.reports.figures import FigureImage, colour_of, new_figure, nl_text, to_png
 from medseg.reports.longitudinal import series_key, study_order_key
 from medseg.reports.measure import label_mask
 from medseg.reports.schema import OCTAnalysis, PatientReport
@@ -82,7 +82,7 @@ def etdrs_figure(labels: Volume, analysis: OCTAnalysis, fluid: Mapping[int, str]
         radius = _RING_RADIUS[sub.ring]
         x, y = mirror * radius * np.cos(angle), radius * np.sin(angle)
         total = sum(sub.fluid_nl.values())
-        ax.text(x, y, f"{total:.0f}", color="cyan", ha="center", va="center", fontsize=8,
+        ax.text(x, y, nl_text(total), color="cyan", ha="center", va="center", fontsize=8,
                 fontweight="bold")  # fmt: skip
     ax.set_aspect("equal")
     ax.set_facecolor("#202020")

@@ -53,6 +53,11 @@ def colour_of(label: int) -> str:
     return COLOURS[(label - 1) % len(COLOURS)]
 
 
+def nl_text(volume_nl: float) -> str:
+    """A fluid volume label: one decimal below 10 nL (so small pockets do not read as 0)."""
+    return f"{volume_nl:.1f}" if volume_nl < 10 else f"{volume_nl:.0f}"
+
+
 def display_range(image: npt.NDArray[Any], modality: str | None) -> tuple[float, float]:
     """Grey-level window: soft tissue for CT, 1st-99.5th percentile otherwise."""
     if (modality or "").upper() == "CT":

@@ -145,6 +145,7 @@ def analyze_oct(
     laterality: str | None = None,
     image: Volume | None = None,
     fovea: Fovea | None = None,
+    vendor_fovea: Fovea | None = None,
     case_id: str | None = None,
 ) -> OCTAnalysis:
     """Fluid analysis of one macular OCT volume.
@@ -156,6 +157,8 @@ def analyze_oct(
             :func:`resolve_laterality`).
         image: the OCT image on the same grid (fovea detection from the ILM).
         fovea: a known fovea (skips detection; ``method`` is kept as given).
+        vendor_fovea: the fovea the scanner stored (method ``"vendor"``): the grid is centred
+            on it and medseg's own detection is kept in ``fovea_detected`` for comparison.
         case_id: for error messages.
 
     Returns:
@@ -171,11 +174,14 @@ def analyze_oct(
             labels, image=image, retina_label=classes.retina,
             subretinal_labels=classes.subretinal, intraretinal_labels=classes.intraretinal,
         )  # fmt: skip
+    detected = None
+    if vendor_fovea is not None:
+        detected, fovea = fovea, vendor_fovea
     logger.debug("case %s: fovea by %s (%s)", case_id, fovea.method, fovea.detail)
     frame = enface_frame(labels.affine, eye, fovea.lps_mm, case_id=case_id)
     subfields, outside = _subfields(labels, frame, classes)
     return OCTAnalysis(
-        laterality=eye, laterality_source=source, fovea=fovea,  # type: ignore[arg-type]
+        laterality=eye, laterality_source=source, fovea=fovea, fovea_detected=detected,  # type: ignore[arg-type]
         bscan_spacing_mm=bscan_spacing_mm(labels), bscan_areas=bscan_areas(labels, classes.fluid),
         volumes_nl=fluid_volumes_nl(labels, classes.fluid), etdrs=subfields,
         fluid_outside_grid_nl=outside, central_subfield_thickness_um=subfields[0].thickness_um,

@@ -32,6 +32,7 @@ from medseg.reports.inputs import (
     load_instance_info,
     normalize_laterality,
 )
+from medseg.reports.localizer import localizer_figure, localizer_of
 from medseg.reports.overlays import ct_lesion_figure, oct_lesion_figure
 from medseg.reports.phi import read_personal_data
 from medseg.reports.render import (
@@ -116,7 +117,9 @@ def _figures(
     classes = {t.label: t.label_name for t in study.totals} or dict(names)
     out: list[FigureImage] = []
     if study.oct is not None:
-        out += [etdrs_figure(labels, study.oct, classes), bscan_area_figure(study.oct)]
+        out.append(etdrs_figure(labels, study.oct, classes))
+        if labels.shape[2] > 1:  # one B-scan: its area is in the totals already
+            out.append(bscan_area_figure(study.oct))
     largest = sorted(study.lesions, key=lambda les: -les.volume_mm3)[:MAX_LESION_FIGURES]
     for lesion in largest:
         if is_oct(study):
@@ -135,12 +138,30 @@ def _measure_case(
     if image is not None:  # header facts the run report and manifest did not give
         study.laterality = study.laterality or normalize_laterality(image.meta.get("laterality"))  # type: ignore[assignment]
         study.modality = study.modality or image.meta.get("modality") or None
+        study.study_date = study.study_date or image.meta.get("study_date") or None
+        study.scanner = scanner_name(image.meta)
+        if image.meta.get("scan_pattern") == "line":
+            study.warnings.append(
+                "single B-scan: areas (mm²) are real; volumes (nL) use a nominal slab of one "
+                "lateral pixel"
+            )
     measured = measure_study(
         study, labels, label_names=predictions.label_names,
         lesion_labels=predictions.lesion_labels, image=image, instances=instances,
         instance_info=load_instance_info(case.instances_json) if instances else None,
     )  # fmt: skip
-    return measured, _figures(measured, labels, image, predictions.label_names)
+    figures = _figures(measured, labels, image, predictions.label_names)
+    localizer = localizer_of(image)
+    if localizer is not None and measured.oct is not None:
+        fluid = {t.label: t.label_name for t in measured.totals} or dict(predictions.label_names)
+        figures.insert(0, localizer_figure(localizer, labels, measured.oct, fluid))
+    return measured, figures
+
+
+def scanner_name(meta: Mapping[str, Any]) -> str | None:
+    """``"<manufacturer> <model>"`` from a volume's metadata (vendor files), if known."""
+    parts = [str(meta[k]) for k in ("manufacturer", "device") if meta.get(k)]
+    return " ".join(parts) or None
 
 
 def _process_case(

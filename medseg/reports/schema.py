@@ -22,7 +22,7 @@ MEASUREMENT_VERSION = 1
 
 Vec3 = tuple[float, float, float]
 Idx3 = tuple[int, int, int]
-FoveaMethod = Literal["retina_label", "ilm_surface", "scan_centre", "given"]
+FoveaMethod = Literal["retina_label", "ilm_surface", "scan_centre", "given", "vendor"]
 StudyStatus = Literal["done", "failed", "skipped"]
 
 
@@ -112,6 +112,10 @@ class OCTAnalysis(_Model):
     laterality: Literal["OD", "OS"]
     laterality_source: Literal["metadata", "position", "assumed"]
     fovea: Fovea
+    fovea_detected: Fovea | None = Field(
+        default=None,
+        description="medseg's own fovea when the grid is centred on the scanner's stored fovea",
+    )
     bscan_spacing_mm: float = Field(description="distance between B-scan planes")
     bscan_areas: list[BscanArea]
     volumes_nl: dict[str, float] = Field(description="total fluid volume per class")
@@ -127,6 +131,9 @@ class StudyReport(_Model):
     study_date: str | None = Field(default=None, description="YYYYMMDD when known")
     laterality: Literal["OD", "OS"] | None = None
     modality: str | None = None
+    scanner: str | None = Field(
+        default=None, description="manufacturer and model, from the image header or vendor file"
+    )
     status: StudyStatus = "done"
     error: str | None = None
     prediction_file: str | None = None

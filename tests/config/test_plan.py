@@ -124,3 +124,37 @@ def test_plan_on_synthetic_oct_is_2d_along_bscans(
         run_dir=tmp_path / "run",
     )
     assert not changed.reused and changed.resolved.train.epochs == 3
+
+
+def test_set_manifest_is_relative_to_the_current_folder(
+    tmp_path: Path, synth_dir: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--set manifest=REL`` is where the user typed it; ``manifest:`` in YAML beside the file."""
+    from typer.testing import CliRunner
+
+    from medseg.cli import app
+    from medseg.config.load import load_workflow, manifest_path
+
+    root = synth_dir("oct", "dicom", patients=3)
+    here, elsewhere = tmp_path / "here", tmp_path / "workflows"
+    (here / "data").mkdir(parents=True)
+    elsewhere.mkdir()
+    path = here / "data" / "oct.json"
+    built = build_manifest(root / "images", path, labels_dir=root / "labels", n_folds=2)
+    save_manifest(built.manifest, path)
+    shutil.copy(Path(__file__).resolve().parents[2] / "workflows" / "smoke.yaml", elsewhere)
+    (elsewhere / "data").mkdir()  # a decoy beside the workflow: must not be read
+    (elsewhere / "data" / "oct.json").write_text("not a manifest")
+    workflow = elsewhere / "smoke.yaml"
+    monkeypatch.chdir(here)
+    config = load_workflow(workflow, ["manifest=data/oct.json"])
+    assert manifest_path(workflow, config) == path.resolve()
+    assert manifest_path(workflow, load_workflow(workflow)) == (
+        elsewhere / "../data_manifests/smoke.json"
+    )
+    result = CliRunner().invoke(
+        app, ["plan", str(workflow), "--set", "manifest=data/oct.json", "-o", "run"]
+    )
+    assert result.exit_code == 0, result.output
+    assert (here / "run" / "resolved_workflow.yaml").is_file()
+    assert f"manifest: {path.resolve()}" in (here / "run" / "resolved_workflow.yaml").read_text()
