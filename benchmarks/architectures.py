@@ -168,9 +168,11 @@ def collect(arch: str, folder: Path, train_s: float, fold: int) -> dict[str, Any
     summary = json.loads(
         (folder / "run" / f"fold_{fold}" / "validation" / "summary.json").read_text()
     )
-    report = json.loads((folder / "pred" / "run_report.json").read_text())
+    from medseg.artifacts import read_run_report
+
+    report = read_run_report(folder / "pred" / "run_report.json")
     evaluation = json.loads((folder / "eval" / "summary.json").read_text())
-    seconds = [c["seconds"] for c in report["cases"] if c.get("status") == "done"]
+    seconds = [c.seconds for c in report.cases if c.status == "done"]
     classes = {}
     for entry in evaluation["classes"].values():
         metrics, lesions = entry["metrics"], entry.get("lesions") or {}
@@ -221,10 +223,14 @@ def print_table(rows: list[dict[str, Any]], header: str) -> None:
         )
         for name, c in row["classes"].items():
             tp, fp, fn = c["lesions_tp_fp_fn"]
+            lesions = (
+                ""
+                if c["lesion_f1"] is None
+                else (f"  lesion F1 {_fmt(c['lesion_f1'])} (TP {tp}, FP {fp}, FN {fn})")
+            )
             print(
                 f"      {name:10s} Dice {_fmt(c['dice'])}  HD95 {_fmt(c['hd95_mm'], 2)} mm "
-                f"(defined in {c['hd95_defined']} cases)  lesion F1 {_fmt(c['lesion_f1'])} "
-                f"(TP {tp}, FP {fp}, FN {fn})"
+                f"(defined in {c['hd95_defined']} cases){lesions}"
             )
 
 

@@ -32,13 +32,14 @@ import torch
 from monai.inferers import SliceInferer, sliding_window_inference
 from monai.networks.nets import DynUNet
 
+from medseg.inference.prediction import prepare
 from medseg.inference.predictor import Predictor
 from medseg.inference.windows import (
     WindowSettings,
     crop_margin,
     foreground_box,
     foreground_mask,
-    plain_tensor,
+    labels_from_probabilities,
     predict_probabilities,
     scan_interval,
     sliding_window_logits,
@@ -155,8 +156,8 @@ def part_b(run: Path, case_image: Path, case_label: Path, name: str, repeats: in
     resolved = predictor.resolved
     volume = read_volume(case_image)
     label_volume = read_volume(case_label)
-    data, compose = predictor.preprocess(volume)
-    image = plain_tensor(data["image"])
+    prepared = prepare(resolved, volume)
+    image = prepared.image(torch.device("cpu"))
     net = predictor.models[0]
     settings = window_settings(resolved)
     exact = WindowSettings(**{**settings.__dict__, "crop_foreground": False, "skip_empty": False})
@@ -190,8 +191,10 @@ def part_b(run: Path, case_image: Path, case_label: Path, name: str, repeats: in
     fast_labels = torch.argmax(fast, 0).numpy()
     # Dice against the truth on the source grid: both inverted the same way (Invertd)
     ref = label_volume.array
-    monai_source = predictor.invert(dict(data), compose, torch.softmax(monai_logits, 0))
-    fast_source = predictor.invert(dict(data), compose, fast)
+    monai_source = labels_from_probabilities(
+        prepared.to_source(torch.softmax(monai_logits, 0), nearest=False)
+    )
+    fast_source = labels_from_probabilities(prepared.to_source(fast, nearest=False))
     diff = float((torch.softmax(monai_logits, 0) - exact_probs).abs().max())
     mask = foreground_mask(image, settings.foreground_rule)
     interval = scan_interval(image.shape[1:], settings.window, settings.overlap)

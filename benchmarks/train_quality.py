@@ -108,7 +108,7 @@ def main() -> None:
         f"training wall time {train_s / 60:.1f} min (incl. start-up, preprocessing, validation); epochs {summary['epochs_run']}, stopped: {summary['stopped']}"
     )
     print(
-        f"best validation Dice during training (preprocessed grid): {summary['best_mean_dice']:.4f} at epoch {summary['best_epoch']}"
+        f"best validation Dice during training (preprocessed grid): {summary['best_score']:.4f} at epoch {summary['best_epoch']}"
     )
     print(
         f"prediction of {len(json.loads(held.read_text())['cases'])} held-out cases: {predict_s:.1f} s"

@@ -12,15 +12,18 @@ import contextlib
 import hashlib
 import json
 import logging
+import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from medseg.artifacts import RUN_REPORT
 from medseg.config.run import PlannedRun, plan_run
 from medseg.errors import DataError
 from medseg.io.atomic import file_sha256, write_json_atomic
+from medseg.run_folder import BEST
 from medseg.types import PathLike
 
 logger = logging.getLogger(__name__)
@@ -122,6 +125,94 @@ def _stage(
         on_stage(result)
 
 
+@dataclass
+class _Run:
+    """What the stages of one :func:`run_workflow` call share."""
+
+    planned: PlannedRun
+    out: WorkflowRun
+    stamps: _Stamps
+    fold: int
+    device: str
+    dicom_seg: bool
+
+    @property
+    def fold_dir(self) -> Path:
+        return self.out.run_dir / f"fold_{self.fold}"
+
+
+def _train_stage(ctx: _Run, stage: StageResult, on_epoch_end: Callable[[Any], None] | None) -> None:
+    from medseg.training.loop import train
+
+    p = ctx.planned.resolved.plan
+    sig = _signature(p.workflow_sha256, p.manifest_sha256, p.fingerprint_sha256, ctx.fold)
+    if ctx.stamps.fresh("train", sig, [ctx.fold_dir / BEST]):
+        stage.status = "up to date"
+        return
+    ctx.stamps.forget_after("plan")
+    if ctx.fold_dir.exists():
+        shutil.rmtree(ctx.fold_dir)
+    outcome = train(
+        ctx.planned.resolved,
+        ctx.planned.manifest,
+        ctx.out.run_dir,
+        fold=ctx.fold,
+        device=ctx.device,
+        on_epoch_end=on_epoch_end,
+    )
+    stage.detail = (
+        f"best validation {outcome.best_metric} {outcome.best_score:.4f} "
+        f"at epoch {outcome.best_epoch}; {outcome.stopped}"
+    )
+    ctx.stamps.record("train", sig)
+
+
+def _predict_stage(ctx: _Run, stage: StageResult, cases: Sequence[Any]) -> None:
+    from medseg.inference.batch import BatchOptions, predict_cases
+    from medseg.inference.predictor import Predictor
+
+    sig = _signature(_sha(ctx.fold_dir / BEST), sorted(c.case_id for c in cases), ctx.dicom_seg)
+    if ctx.stamps.fresh("predict", sig, [ctx.out.pred_dir / RUN_REPORT]):
+        stage.status = "up to date"
+        return
+    ctx.stamps.forget_after("train")
+    predictor = Predictor.from_run(ctx.out.run_dir, folds=[ctx.fold], device=ctx.device)
+    options = BatchOptions(overwrite=True, dicom_seg=ctx.dicom_seg)
+    done = list(predict_cases(predictor, cases, ctx.out.pred_dir, options))
+    failed = [r.case_id for r in done if r.status == "failed"]
+    stage.detail = f"{len(done) - len(failed)} cases segmented" + (
+        f", failed: {failed}" if failed else ""
+    )
+    stage.status = "failed" if failed else "ran"
+    ctx.stamps.record("predict", sig)
+
+
+def _evaluate_stage(ctx: _Run, stage: StageResult, reference: Path) -> None:
+    from medseg.evaluation.folder import evaluate_folder
+
+    sig = _signature(_sha(ctx.out.pred_dir / RUN_REPORT), _sha(reference))
+    if ctx.stamps.fresh("evaluate", sig, [ctx.out.eval_dir / "summary.json"]):
+        stage.status = "up to date"
+        return
+    for _ in evaluate_folder(ctx.out.pred_dir, reference, ctx.out.eval_dir):
+        pass
+    ctx.stamps.record("evaluate", sig)
+
+
+def _report_stage(ctx: _Run, stage: StageResult, reference: Path) -> None:
+    from medseg.reports import load_prediction_set, write_reports
+
+    out = ctx.out
+    sig = _signature(_sha(out.pred_dir / RUN_REPORT), _sha(out.eval_dir / "summary.json"))
+    if ctx.stamps.fresh("report", sig, [out.report_dir / "index.html"]):
+        stage.status = "up to date"
+        return
+    predictions = load_prediction_set(out.pred_dir, images=reference)
+    outcomes = list(write_reports(predictions, out.report_dir, eval_dir=out.eval_dir))
+    stage.detail = f"{len({o.patient_id for o in outcomes})} patients"
+    ctx.stamps.record("report", sig)
+
+
 def run_workflow(
     workflow_file: PathLike,
     *,
@@ -136,87 +227,25 @@ def run_workflow(
 ) -> WorkflowRun:
     """Run every stage of a workflow into ``run_dir`` (``predictions/``, ``evaluation/``,
     ``reports/`` inside it), skipping stages whose inputs did not change."""
-    from medseg.evaluation.folder import evaluate_folder
-    from medseg.inference.batch import REPORT, BatchOptions, predict_cases
-    from medseg.inference.predictor import Predictor
-    from medseg.reports import load_prediction_set, write_reports
-    from medseg.training.checkpoint import BEST
-    from medseg.training.loop import train
-
     results: list[StageResult] = []
     with _stage(results, "plan", on_stage) as stage:
         planned = plan_run(workflow_file, overrides=overrides, run_dir=run_dir)
         stage.status = "up to date" if planned.reused else "ran"
     folder = planned.run_dir
-    run = WorkflowRun(
+    out = WorkflowRun(
         folder, folder / "predictions", folder / "evaluation", folder / "reports", results
     )
-    stamps = _Stamps(folder)
-    fold_dir = folder / f"fold_{fold}"
+    ctx = _Run(planned, out, _Stamps(folder), fold, device, dicom_seg)
     with _stage(results, "train", on_stage) as stage:
-        p = planned.resolved.plan
-        sig = _signature(p.workflow_sha256, p.manifest_sha256, p.fingerprint_sha256, fold)
-        if stamps.fresh("train", sig, [fold_dir / BEST]):
-            stage.status = "up to date"
-        else:
-            stamps.forget_after("plan")
-            if fold_dir.exists():
-                import shutil
-
-                shutil.rmtree(fold_dir)
-            outcome = train(
-                planned.resolved,
-                planned.manifest,
-                folder,
-                fold=fold,
-                device=device,
-                on_epoch_end=on_epoch_end,
-            )
-            stage.detail = (
-                f"best validation Dice {outcome.best_dice:.4f} at epoch {outcome.best_epoch}; "
-                f"{outcome.stopped}"
-            )
-            stamps.record("train", sig)
+        _train_stage(ctx, stage, on_epoch_end)
     cases = _predict_cases(planned, fold, predict_split)
     with _stage(results, "predict", on_stage) as stage:
-        sig = _signature(_sha(fold_dir / BEST), sorted(c.case_id for c in cases), dicom_seg)
-        if stamps.fresh("predict", sig, [run.pred_dir / REPORT]):
-            stage.status = "up to date"
-        else:
-            stamps.forget_after("train")
-            predictor = Predictor.from_run(folder, folds=[fold], device=device)
-            done = list(
-                predict_cases(
-                    predictor,
-                    cases,
-                    run.pred_dir,
-                    BatchOptions(overwrite=True, dicom_seg=dicom_seg),
-                )
-            )
-            failed = [r.case_id for r in done if r.status == "failed"]
-            stage.detail = f"{len(done) - len(failed)} cases segmented" + (
-                f", failed: {failed}" if failed else ""
-            )
-            stage.status = "failed" if failed else "ran"
-            stamps.record("predict", sig)
+        _predict_stage(ctx, stage, cases)
     reference = _reference_manifest(
         planned, {c.case_id for c in cases}, folder / "predicted_cases.json"
     )
     with _stage(results, "evaluate", on_stage) as stage:
-        sig = _signature(_sha(run.pred_dir / REPORT), _sha(reference))
-        if stamps.fresh("evaluate", sig, [run.eval_dir / "summary.json"]):
-            stage.status = "up to date"
-        else:
-            for _ in evaluate_folder(run.pred_dir, reference, run.eval_dir):
-                pass
-            stamps.record("evaluate", sig)
+        _evaluate_stage(ctx, stage, reference)
     with _stage(results, "report", on_stage) as stage:
-        sig = _signature(_sha(run.pred_dir / REPORT), _sha(run.eval_dir / "summary.json"))
-        if stamps.fresh("report", sig, [run.report_dir / "index.html"]):
-            stage.status = "up to date"
-        else:
-            predictions = load_prediction_set(run.pred_dir, images=reference)
-            outcomes = list(write_reports(predictions, run.report_dir, eval_dir=run.eval_dir))
-            stage.detail = f"{len({o.patient_id for o in outcomes})} patients"
-            stamps.record("report", sig)
-    return run
+        _report_stage(ctx, stage, reference)
+    return out

@@ -10,7 +10,6 @@ missing path is one line and exit code 2. Anything else is a bug and shows its t
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Sequence
 from typing import Annotated, Any
@@ -121,7 +120,9 @@ def root(
 ) -> None:
     """medseg command line. Every command has its own --help."""
     ctx.obj = _console.CLIState(debug=debug, progress=not no_progress)
-    worker = int(os.environ.get("RANK", "0")) > 0  # torchrun: only rank 0 talks
+    from medseg.run_folder import dist_info
+
+    worker = not dist_info().is_main  # torchrun: only rank 0 talks
     _console.setup_logging(verbose=verbose, quiet=quiet or worker)
 
 

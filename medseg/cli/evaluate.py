@@ -58,11 +58,19 @@ def evaluate_command(
     pred_dir: Annotated[
         Path,
         typer.Argument(
-            help="Folder of predicted label maps (<case_id>.nii.gz).", exists=True, file_okay=False
+            help="Folder of predicted label maps (<case_id>.nii.gz, .nrrd, .seg.nrrd, .mha, "
+            "DICOM SEG .dcm).",
+            exists=True,
+            file_okay=False,
         ),
     ],
     ref: Annotated[
-        Path, typer.Option("--ref", help="Reference manifest or folder of label maps.", exists=True)
+        Path,
+        typer.Option(
+            "--ref",
+            help="Reference manifest, folder of label maps (same formats) or nnU-Net dataset.",
+            exists=True,
+        ),
     ],
     output: Annotated[Path, typer.Option("--output", "-o", help="Evaluation folder.")],
     lesion_labels: Annotated[

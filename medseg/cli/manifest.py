@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -213,6 +213,15 @@ def check_command(
         raise typer.Exit(1)
 
 
+def _preprocessed_option(help_text: str) -> Any:
+    return typer.Option(
+        "--preprocessed",
+        envvar="nnUNet_preprocessed",
+        help=help_text + " Default: $nnUNet_preprocessed.",
+        file_okay=False,
+    )
+
+
 @app.command("import")
 def import_command(
     dataset_dir: Annotated[
@@ -225,17 +234,35 @@ def import_command(
     ],
     output: Annotated[Path, typer.Option("--output", "-o", help="Manifest JSON to write.")],
     folds: Annotated[
-        int, typer.Option("--folds", min=1, help="Patient-level folds (when no splits file).")
-    ] = 5,
+        int | None,
+        typer.Option(
+            "--folds",
+            min=1,
+            help="Patient-level folds when there is no splits_final.json "
+            "(default: 5, or fewer when there are fewer labelled patients).",
+            show_default=False,
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the fold split.")] = 0,
+    preprocessed: Annotated[
+        Path | None,
+        _preprocessed_option(
+            "nnU-Net preprocessed root: splits_final.json is read from there "
+            "(DIR/<dataset folder name>/) first, then from the dataset folder."
+        ),
+    ] = None,
 ) -> None:
-    """Turn an MSD / nnU-Net dataset.json layout into a manifest."""
+    """Turn an MSD / nnU-Net dataset.json layout into a manifest (folds from splits_final.json)."""
     from medseg.manifest.msd import import_dataset
     from medseg.manifest.schema import save_manifest
 
-    manifest = import_dataset(dataset_dir, output, n_folds=folds, seed=seed)
-    save_manifest(manifest, output)
-    _console.out.print(f"wrote {output}: {len(manifest.cases)} cases")
+    result = import_dataset(
+        dataset_dir, output, n_folds=folds, seed=seed, preprocessed_root=preprocessed
+    )
+    save_manifest(result.manifest, output)
+    _console.out.print(
+        f"wrote {output}: {len(result.manifest.cases)} cases; {result.folds_note}", markup=False
+    )
 
 
 @app.command("export")
@@ -247,10 +274,28 @@ def export_command(
             "--output", "-o", help="nnU-Net v2 dataset folder to create, e.g. Dataset001_Name."
         ),
     ],
+    preprocessed: Annotated[
+        Path | None,
+        _preprocessed_option(
+            "nnU-Net preprocessed root: splits_final.json is also written to "
+            "DIR/<dataset folder name>/, where nnU-Net's trainer reads it."
+        ),
+    ] = None,
 ) -> None:
     """Write the manifest's cases as an nnU-Net v2 dataset (NIfTI + dataset.json + splits)."""
     from medseg.manifest.msd import export_nnunet
     from medseg.manifest.schema import load_manifest
 
-    folder = export_nnunet(load_manifest(manifest), output)
-    _console.out.print(f"wrote {folder}")
+    result = export_nnunet(load_manifest(manifest), output, preprocessed_root=preprocessed)
+    _console.out.print(f"wrote {result.dataset_dir}", markup=False)
+    for path in result.splits_files:
+        _console.out.print(f"folds: {path}", markup=False)
+    if len(result.splits_files) == 1:
+        _console.out.print(
+            "nnU-Net copies splits_final.json into $nnUNet_preprocessed/"
+            f"{result.dataset_dir.name}/ when planning (nnU-Net 2.8); if that folder exists "
+            "already, pass --preprocessed or copy it there",
+            markup=False,
+        )
+    for warning in result.warnings:
+        _console.out.print(f"[yellow]warning[/]: {warning}")

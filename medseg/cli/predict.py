@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -14,7 +13,8 @@ from medseg.cli import _console
 from medseg.cli._options import DeviceOpt, PseudonymKeyOpt
 
 if TYPE_CHECKING:
-    from medseg.inference.batch import CaseResult
+    from medseg.artifacts import CaseResult
+    from medseg.inference.cases import CaseInput
 
 
 def register(app: typer.Typer) -> None:
@@ -26,7 +26,7 @@ def _results_table(results: Sequence[CaseResult]) -> Table:
     for column in ("case", "status", "seconds", "note"):
         table.add_column(column)
     for r in results:
-        style = {"done": "green", "skipped": "cyan", "failed": "red"}[r.status]
+        style = {"done": "green", "reused": "cyan", "failed": "red"}[r.status]
         table.add_row(r.case_id, f"[{style}]{r.status}[/]", f"{r.seconds:.1f}", r.error or "")
     return table
 
@@ -84,52 +84,59 @@ def predict_command(
     pseudonym_key: PseudonymKeyOpt = None,
 ) -> None:
     """Segment every case; write <case_id>.nii.gz (+ .seg.dcm, .png) and run_report.json."""
-    from medseg.inference.batch import (
-        BatchOptions,
-        merge_rank_reports,
-        predict_cases,
-        rank_report_path,
-    )
-    from medseg.inference.cases import cases_from_inputs
+    from medseg.inference.batch import BatchOptions, predict_batch
     from medseg.inference.predictor import Predictor
-    from medseg.io.atomic import ensure_output_dir
-    from medseg.manifest.pseudonym import resolve_key, write_table
+    from medseg.run_folder import dist_info
 
-    rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    info = dist_info()  # under torchrun each rank takes its share; rank 0 talks
     state = ctx.obj if isinstance(ctx.obj, _console.CLIState) else _console.CLIState()
-    out_dir = ensure_output_dir(output)
-    table: list[tuple[str, str, str, str]] = []
-    key = resolve_key(pseudonym_key) if pseudonymize else None
-    cases = cases_from_inputs(inputs, split=split, pseudonym_key=key, table=table)
-    if table and rank == 0:
-        write_table(table, out_dir / "pseudonyms.csv")
+    out_dir, cases = _cases(inputs, output, split, pseudonymize, pseudonym_key, main=info.is_main)
     predictor = Predictor.from_run(
         run_dir, folds=_parse_folds(folds), checkpoint=checkpoint, device=device
     )
     options = BatchOptions(overwrite=overwrite, dicom_seg=dicom_seg, preview=preview, tta=tta)
-    mine = cases[rank::world]
-    report = rank_report_path(out_dir, rank) if world > 1 else None
     results = []
-    with _console.make_progress(state.progress and rank == 0) as progress:
-        task = progress.add_task("segmenting", total=len(mine), status="")
-        for result in predict_cases(predictor, mine, out_dir, options, report_path=report):
+    with _console.make_progress(state.progress and info.is_main) as progress:
+        task = progress.add_task("segmenting", total=len(info.shard(cases)), status="")
+        for result in predict_batch(predictor, cases, out_dir, options, dist=info):
             results.append(result)
             progress.update(task, advance=1, status=f"{result.case_id} {result.status}")
-    if world > 1:
-        import torch.distributed as dist
-
-        dist.init_process_group(backend="gloo")
-        dist.barrier()
-        if rank == 0:
-            merge_rank_reports(out_dir, world, [c.case_id for c in cases])
-        dist.barrier()
-        dist.destroy_process_group()
-    if rank == 0:
-        _console.out.print(_results_table(results))
-        counts = {s: sum(r.status == s for r in results) for s in ("done", "skipped", "failed")}
-        _console.out.print(
-            f"{counts['done']} done, {counts['skipped']} already done, {counts['failed']} failed; "
-            f"report: {out_dir / 'run_report.json'}"
-        )
+    if info.is_main:
+        _render(results, out_dir)
     if any(r.status == "failed" for r in results):
         raise typer.Exit(1)
+
+
+def _cases(
+    inputs: list[Path],
+    output: Path,
+    split: str | None,
+    pseudonymize: bool,
+    pseudonym_key: str | None,
+    *,
+    main: bool,
+) -> tuple[Path, list[CaseInput]]:
+    """The output folder and the cases (pseudonymised on request; rank 0 writes the table)."""
+    from medseg.inference.cases import cases_from_inputs
+    from medseg.io.atomic import ensure_output_dir
+    from medseg.manifest.pseudonym import resolve_key, write_table
+
+    out_dir = ensure_output_dir(output)
+    table: list[tuple[str, str, str, str]] = []
+    key = resolve_key(pseudonym_key) if pseudonymize else None
+    cases = cases_from_inputs(inputs, split=split, pseudonym_key=key, table=table)
+    if table and main:
+        write_table(table, out_dir / "pseudonyms.csv")
+    return out_dir, cases
+
+
+def _render(results: Sequence[CaseResult], out_dir: Path) -> None:
+    from medseg.artifacts import RunReport
+
+    _console.out.print(_results_table(results))
+    counts = RunReport.count(results)
+    _console.out.print(
+        f"{counts['done']} done, {counts['reused']} reused (already done), "
+        f"{counts['failed']} failed; "
+        f"report: {out_dir / 'run_report.json'}"
+    )

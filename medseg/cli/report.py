@@ -24,7 +24,7 @@ def _summary(outcomes: Sequence[CaseOutcome], output: Path) -> None:
     table = Table(title="medseg report")
     for column in ("patient", "case", "status", "lesions", "seconds", "note"):
         table.add_column(column, justify="right" if column in ("lesions", "seconds") else "left")
-    style = {"done": "green", "failed": "red", "skipped": "yellow"}
+    style = {"done": "green", "failed": "red", "not_predicted": "yellow"}
     for o in outcomes:
         table.add_row(
             escape(o.patient_id),

@@ -37,6 +37,7 @@ from medseg.config.plan_maskrcnn import plan_maskrcnn, size_divisible
 from medseg.config.schema import AUTO, PlanInfo, ResolvedWorkflow, WorkflowConfig
 from medseg.manifest.fingerprint import Fingerprint
 from medseg.manifest.schema import Manifest
+from medseg.types import Spacing
 
 ANISOTROPY = 3.0
 MIN_FEATURE_MAP = 4
@@ -47,7 +48,7 @@ DEFAULT_BUDGET_GB = 8.0
 OPHTHALMIC = {"OPT", "OP", "OCT"}
 
 
-def target_spacing(fingerprint: Fingerprint) -> tuple[float, float, float]:
+def target_spacing(fingerprint: Fingerprint) -> Spacing:
     """nnU-Net's full-resolution target spacing (median, anisotropic rule on the coarse axis)."""
     spacings = np.asarray(fingerprint.spacings, dtype=np.float64)
     sizes = np.asarray(fingerprint.shapes, dtype=np.float64)
@@ -346,5 +347,5 @@ def plan_divisible(resolved: ResolvedWorkflow) -> bool:
     if resolved.model.name == "maskrcnn":
         step = size_divisible(resolved.model.options)
         return all(p % step == 0 for p in resolved.patch_size)
-    div = divisor(resolved.model.strides)  # type: ignore[arg-type]
+    div = divisor(resolved.model.strides)
     return all(p % d == 0 for p, d in zip(resolved.patch_size, div)) and math.prod(div) > 0

@@ -1,8 +1,10 @@
 """Workflow YAML schema (pydantic, ``extra="forbid"``).
 
 A workflow says what to train and how. Values written ``auto`` are decided by ``medseg plan`` from
-the dataset fingerprint and frozen into ``resolved_workflow.yaml`` (a :class:`ResolvedWorkflow`,
-which admits no ``auto`` and carries the derived :class:`PlanInfo`). See ``workflows/*.yaml``.
+the dataset fingerprint and frozen into ``resolved_workflow.yaml``: a :class:`ResolvedWorkflow`,
+the sibling of :class:`WorkflowConfig` whose sections (``ResolvedTrain``, ...) type every planned
+value concretely, so it admits no ``auto``; it carries the derived :class:`PlanInfo`.
+See ``workflows/*.yaml``.
 """
 
 from __future__ import annotations
@@ -11,9 +13,15 @@ from typing import Any, Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from medseg.types import Spacing
+
 WORKFLOW_SCHEMA_VERSION: Literal[1] = 1
 Auto: TypeAlias = Literal["auto"]
 AUTO: Literal["auto"] = "auto"
+TaskKind: TypeAlias = Literal["semantic", "instance"]
+SelectionMetric: TypeAlias = Literal["mean_dice", "lesion_f1"]
+SELECTION_METRIC: dict[str, SelectionMetric] = {"semantic": "mean_dice", "instance": "lesion_f1"}
+"""Model-selection metric by ``task.kind``: mean foreground Dice (U-Net), lesion F1 (Mask R-CNN)."""
 
 
 class _Section(BaseModel):
@@ -23,11 +31,18 @@ class _Section(BaseModel):
 class TaskConfig(_Section):
     """What is learned: semantic label maps or lesion instances, in 2D slices or 3D patches."""
 
-    kind: Literal["semantic", "instance"] = "semantic"
+    kind: TaskKind = "semantic"
     dims: Literal["2d", "3d"] = "3d"
     slice_axis: int | Auto = Field(
         default=AUTO, description="2D: axis (after orientation) to slice along"
     )
+
+
+class ResolvedTask(TaskConfig):
+    slice_axis: int = Field(ge=0, le=2)
+
+
+IntensityScheme: TypeAlias = Literal["ct", "ct_window", "zscore", "oct", "none"]
 
 
 class IntensityConfig(_Section):
@@ -39,7 +54,7 @@ class IntensityConfig(_Section):
     zscore, for log-compressed OCT), ``none``. ``auto`` picks from the modality.
     """
 
-    scheme: Literal["ct", "ct_window", "zscore", "oct", "none"] | Auto = AUTO
+    scheme: IntensityScheme | Auto = AUTO
     window: tuple[float, float] | None = None
     percentiles: tuple[float, float] = (0.5, 99.5)
     clip: tuple[float, float] | Auto | None = Field(default=AUTO, description="ct: HU clip range")
@@ -47,10 +62,22 @@ class IntensityConfig(_Section):
     std: float | Auto | None = AUTO
 
 
+class ResolvedIntensity(IntensityConfig):
+    scheme: IntensityScheme
+    clip: tuple[float, float] | None
+    mean: float | None
+    std: float | None
+
+
 class PreprocessConfig(_Section):
     orientation: str = "RAS"
-    target_spacing: tuple[float, float, float] | Auto = AUTO
+    target_spacing: Spacing | Auto = AUTO
     intensity: IntensityConfig = Field(default_factory=IntensityConfig)
+
+
+class ResolvedPreprocess(PreprocessConfig):
+    target_spacing: Spacing
+    intensity: ResolvedIntensity
 
 
 class ModelConfig(_Section):
@@ -72,9 +99,21 @@ class ModelConfig(_Section):
     options: dict[str, Any] = Field(default_factory=dict, description="extra builder options")
 
 
+class ResolvedModel(ModelConfig):
+    base_filters: int
+    max_filters: int
+    kernels: list[list[int]]
+    strides: list[list[int]]
+    deep_supervision_levels: int
+
+
 class AugmentationConfig(_Section):
     preset: Literal["none", "light", "default", "heavy"] = "default"
     flip_axes: list[int] | Auto = AUTO
+
+
+class ResolvedAugmentation(AugmentationConfig):
+    flip_axes: list[int]
 
 
 class TrainConfig(_Section):
@@ -102,6 +141,15 @@ class TrainConfig(_Section):
     seed: int = 0
 
 
+class ResolvedTrain(TrainConfig):
+    patch_size: list[int]
+    batch_size: int = Field(ge=1)
+    learning_rate: float
+    augmentation: ResolvedAugmentation
+    memory_budget_gb: float
+    num_workers: int = Field(ge=0)
+
+
 class InferConfig(_Section):
     overlap: float = Field(default=0.5, ge=0.0, lt=1.0)
     blend: Literal["gaussian", "constant"] = "gaussian"
@@ -109,6 +157,10 @@ class InferConfig(_Section):
     tta: bool = False
     crop_foreground: bool = True
     skip_empty_windows: bool = True
+
+
+class ResolvedInfer(InferConfig):
+    sw_batch_size: int = Field(ge=1)
 
 
 class PostprocessConfig(_Section):
@@ -143,8 +195,8 @@ class EvaluateConfig(_Section):
     min_lesion_mm3: float = Field(default=0.0, ge=0.0)
 
 
-class WorkflowConfig(_Section):
-    """A workflow file (see the module docstring)."""
+class _Workflow(_Section):
+    """The sections of a workflow (as written, ``auto`` allowed)."""
 
     schema_version: Literal[1] = WORKFLOW_SCHEMA_VERSION
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9._-]+$")
@@ -161,7 +213,7 @@ class WorkflowConfig(_Section):
     instances: InstanceConfig = Field(default_factory=InstanceConfig)
 
     @model_validator(mode="after")
-    def _dims_match(self) -> WorkflowConfig:
+    def _dims_match(self) -> _Workflow:
         n = 2 if self.task.dims == "2d" else 3
         patch = self.train.patch_size
         if patch != AUTO and len(patch) != n:
@@ -173,6 +225,10 @@ class WorkflowConfig(_Section):
         if self.task.kind == "instance" and self.model.name != "maskrcnn":
             raise ValueError("task.kind instance needs model.name: maskrcnn")
         return self
+
+
+class WorkflowConfig(_Workflow):
+    """A workflow file (see the module docstring)."""
 
 
 class PlanInfo(_Section):
@@ -189,7 +245,7 @@ class PlanInfo(_Section):
     channels: list[str]
     labels: dict[str, str]
     lesion_labels: list[int]
-    median_spacing: tuple[float, float, float]
+    median_spacing: Spacing
     median_shape: tuple[int, int, int]
     network_input: list[int] = Field(description="patch size seen by the network")
 
@@ -207,38 +263,68 @@ def find_auto(obj: Any, path: str = "") -> list[str]:
     return []
 
 
-class ResolvedWorkflow(WorkflowConfig):
-    """A workflow after planning: no ``auto`` anywhere, plus the :class:`PlanInfo`."""
+class ResolvedWorkflow(_Workflow):
+    """A workflow after planning (``resolved_workflow.yaml``, embedded in checkpoints).
 
+    A sibling of :class:`WorkflowConfig`: the same sections in the same order, but the values
+    ``plan`` decided have concrete types (``ResolvedTrain.patch_size: list[int]``...), so no
+    ``auto`` can be stored and callers need no casts; plus the :class:`PlanInfo`.
+    """
+
+    task: ResolvedTask
+    preprocess: ResolvedPreprocess
+    model: ResolvedModel
+    train: ResolvedTrain
+    infer: ResolvedInfer
     plan: PlanInfo
 
-    @model_validator(mode="after")
-    def _no_auto(self) -> ResolvedWorkflow:
-        left = find_auto(self.model_dump(exclude={"plan"}))
-        if left:
-            raise ValueError(f"unresolved auto values: {', '.join(left)}")
-        return self
+    @model_validator(mode="before")
+    @classmethod
+    def _no_auto(cls, data: Any) -> Any:
+        """One clear line for values left ``auto`` (before the type errors they would cause)."""
+        if isinstance(data, dict):  # an omitted section would hold its defaults: auto values
+            sections = {"task": TaskConfig, "preprocess": PreprocessConfig, "model": ModelConfig,
+                        "train": TrainConfig, "infer": InferConfig}  # fmt: skip
+            given = {k: v for k, v in data.items() if k != "plan"}
+            filled = {k: given.get(k, model().model_dump()) for k, model in sections.items()}
+            left = find_auto({**given, **filled})
+            if left:
+                raise ValueError(f"unresolved auto values: {', '.join(left)}")
+        return data
 
-    # typed accessors for values that are concrete after planning
     @property
     def patch_size(self) -> list[int]:
-        return list(self.train.patch_size)  # type: ignore[arg-type]
+        return list(self.train.patch_size)
 
     @property
     def batch_size(self) -> int:
-        return int(self.train.batch_size)
+        return self.train.batch_size
 
     @property
-    def target_spacing(self) -> tuple[float, float, float]:
-        return tuple(self.preprocess.target_spacing)  # type: ignore[return-value]
+    def target_spacing(self) -> Spacing:
+        return self.preprocess.target_spacing
 
     @property
     def slice_axis(self) -> int:
-        return int(self.task.slice_axis)
+        return self.task.slice_axis
 
     @property
     def spatial_dims(self) -> int:
         return 2 if self.task.dims == "2d" else 3
+
+    @property
+    def volume_patch(self) -> tuple[int, int, int]:
+        """The training patch as a window over the three volume axes (2D models: 1 along
+        ``slice_axis``), as sliding windows and 2D training samples use it."""
+        patch = list(self.train.patch_size)
+        if self.spatial_dims == 2:
+            patch.insert(self.task.slice_axis, 1)
+        return (patch[0], patch[1], patch[2])
+
+    @property
+    def selection_metric(self) -> SelectionMetric:
+        """The validation score that picks ``checkpoint_best.pt`` (see :data:`SELECTION_METRIC`)."""
+        return SELECTION_METRIC[self.task.kind]
 
     @property
     def num_classes(self) -> int:

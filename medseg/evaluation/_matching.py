@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from scipy.optimize import linear_sum_assignment
 
+from medseg.artifacts import LesionStatus
 from medseg.evaluation.froc import DetectionCurve
-
-LesionStatus = Literal["TP", "FN", "FP"]
 
 
 @dataclass(frozen=True)

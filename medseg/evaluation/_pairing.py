@@ -7,21 +7,27 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from medseg.errors import ConfigError, DataError
-from medseg.evaluation.evaluate import PredictedInstances, check_geometry
-from medseg.io.atomic import PARTIAL_TAG
+from medseg.artifacts import RUN_REPORT, read_instances_file, read_run_report
+from medseg.errors import ConfigError, DataError, GeometryError
+from medseg.evaluation.evaluate import PredictedInstances
+from medseg.io.grid import onto_grid
+from medseg.io.label_files import LABEL_MAP_SUFFIXES, label_map_files, read_label_map
 from medseg.io.read import read_volume
 from medseg.io.volume import Volume
+
+CHANNEL_SUFFIX = "_0000"
+"""nnU-Net's first-channel image suffix; a prediction named after its image keeps it."""
 
 
 @dataclass(frozen=True)
 class CasePlan:
-    """Which cases pair up, how to read their references, and the label names."""
+    """Which cases pair up, how to read both sides, and the label names."""
 
-    pred: dict[str, Path]
+    pred: dict[str, Callable[[], Volume]]
     ref: dict[str, Callable[[], Volume]]
     labels: dict[int, str] | None
     lesion_labels: list[int] | None
@@ -30,27 +36,8 @@ class CasePlan:
     notes: list[str] = field(default_factory=list)
 
 
-def _nifti_stem(name: str) -> str | None:
-    for suffix in (".nii.gz", ".nii"):
-        if name.endswith(suffix):
-            return name[: -len(suffix)]
-    return None
-
-
-def _nifti_files(folder: Path) -> dict[str, Path]:
-    """``case_id -> file`` for the NIfTI files of a folder (hidden and partial files ignored)."""
-    files: dict[str, Path] = {}
-    for path in sorted(folder.iterdir()):
-        stem = _nifti_stem(path.name)
-        if stem is None or path.name.startswith(".") or PARTIAL_TAG in path.name:
-            continue
-        if path.is_file():
-            files[stem] = path
-    return files
-
-
 def _prediction_files(pred_dir: Path) -> dict[str, Path]:
-    files = _nifti_files(pred_dir)
+    files = label_map_files(pred_dir)
     return {
         k: v
         for k, v in files.items()
@@ -58,44 +45,111 @@ def _prediction_files(pred_dir: Path) -> dict[str, Path]:
     }
 
 
-def _run_report_labels(pred_dir: Path) -> dict[int, str] | None:
-    path = pred_dir / "run_report.json"
+def _json_object(path: Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     try:
-        labels = json.loads(path.read_text(encoding="utf-8")).get("labels")
-        if labels is None:
-            return None
-        return {int(k): str(v) for k, v in labels.items() if int(k) != 0}
-    except (ValueError, AttributeError, TypeError) as err:
-        raise DataError(f"unreadable labels in run_report.json: {err}", path=path) from err
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise DataError(f"unreadable JSON: {err}", path=path) from err
+    return data if isinstance(data, dict) else None
+
+
+def _run_report_labels(pred_dir: Path) -> dict[int, str] | None:
+    """Foreground label names of the folder's ``run_report.json`` (None: no report or names).
+
+    Raises:
+        DataError: the report is not a run report (:func:`~medseg.artifacts.read_run_report`).
+    """
+    path = pred_dir / RUN_REPORT
+    if not path.is_file():
+        return None
+    return read_run_report(path).label_names(foreground_only=True) or None
+
+
+def _dataset_json_labels(folder: Path) -> dict[int, str] | None:
+    """Foreground labels of an nnU-Net ``dataset.json`` (``{"name": value}``; regions skipped)."""
+    path = folder / "dataset.json"
+    labels = (_json_object(path) or {}).get("labels")
+    if not isinstance(labels, dict):
+        return None
+    try:
+        return {int(v): str(k) for k, v in labels.items() if not isinstance(v, list) and int(v)}
+    except (ValueError, TypeError) as err:
+        raise DataError(f"unreadable labels in dataset.json: {err}", path=path) from err
+
+
+def _reader(path: Path, labels: dict[int, str] | None) -> Callable[[], Volume]:
+    return functools.partial(read_label_map, path, label_names=labels)
+
+
+def _pair_channel_suffix(pred: dict[str, Path], ref_ids: set[str]) -> dict[str, Path]:
+    """Predictions named after nnU-Net images (``case_0000``) take the reference id ``case``."""
+    out = dict(pred)
+    for case_id in sorted(pred):
+        base = case_id.removesuffix(CHANNEL_SUFFIX)
+        if base != case_id and case_id not in ref_ids and base in ref_ids and base not in out:
+            out[base] = out.pop(case_id)
+    return out
+
+
+def _manifest_plan(pred: dict[str, Path], ref: Path) -> CasePlan:
+    from medseg.manifest.schema import load_manifest
+
+    manifest = load_manifest(ref)
+    cases = {c.case_id: c for c in manifest.cases if c.label is not None}
+    if not cases:
+        raise ConfigError(
+            f"manifest {ref.name} has no label maps (an inference-only manifest): "
+            "there is nothing to compare the predictions with",
+            hint="pass --ref a folder of reference label maps, or a manifest built with --labels",
+        )
+    labels = {int(k): v for k, v in manifest.labels.items() if int(k) != 0}
+    loaders = {cid: _reader(manifest.resolve(str(c.label)), labels) for cid, c in cases.items()}
+    pred = _pair_channel_suffix(pred, set(loaders))
+    readers = {cid: _reader(path, labels) for cid, path in pred.items()}
+    return CasePlan(readers, loaders, labels, list(manifest.lesion_labels), str(ref), "manifest")
+
+
+def _folder_plan(pred_dir: Path, pred: dict[str, Path], ref: Path) -> CasePlan:
+    nnunet = (ref / "dataset.json").is_file() and (ref / "labelsTr").is_dir()
+    folder = ref / "labelsTr" if nnunet else ref
+    sources = [
+        ("run_report.json", _run_report_labels(pred_dir)),
+        ("dataset.json", _dataset_json_labels(ref) if nnunet else None),
+        ("prediction dataset.json", _dataset_json_labels(pred_dir)),
+    ]
+    source, labels = next(((s, v) for s, v in sources if v), ("label values", None))
+    refs = {cid: _reader(path, labels) for cid, path in label_map_files(folder).items()}
+    pred = _pair_channel_suffix(pred, set(refs))
+    readers = {cid: _reader(path, labels) for cid, path in pred.items()}
+    return CasePlan(readers, refs, labels, None, str(folder), source)
 
 
 def plan_cases(pred_dir: Path, ref: Path) -> CasePlan:
-    from medseg.manifest.schema import load_manifest
+    """Pair the predictions of ``pred_dir`` with the references of ``ref`` by case id.
 
+    ``ref`` is a manifest (its labelled cases), a folder of label maps, or an nnU-Net dataset
+    folder (``dataset.json`` + ``labelsTr/``). Label maps of every format of
+    :mod:`medseg.io.label_files` pair by the name without extension; a prediction ``case_0000``
+    pairs with the reference ``case`` when nothing else does (nnU-Net image naming).
+
+    Raises:
+        ConfigError: ``ref`` is neither, or a manifest without label maps.
+        DataError: no predicted label maps.
+    """
     pred = _prediction_files(pred_dir)
     if not pred:
+        formats = ", ".join(LABEL_MAP_SUFFIXES)
         raise DataError(
-            "no predicted label maps (<case_id>.nii.gz) in the prediction folder",
+            f"no predicted label maps (<case_id> with {formats}) in the prediction folder",
             path=pred_dir,
-            hint="point at the output folder of `medseg predict`",
+            hint="point at the output folder of `medseg predict` (or another tool's)",
         )
     if ref.is_file() and ref.suffix.lower() == ".json":
-        manifest = load_manifest(ref)
-        cases = {c.case_id: c for c in manifest.cases if c.label is not None}
-        loaders: dict[str, Callable[[], Volume]] = {
-            cid: functools.partial(manifest.read_label, case) for cid, case in cases.items()
-        }
-        labels = {int(k): v for k, v in manifest.labels.items() if int(k) != 0}
-        return CasePlan(pred, loaders, labels, list(manifest.lesion_labels), str(ref), "manifest")
+        return _manifest_plan(pred, ref)
     if ref.is_dir():
-        refs: dict[str, Callable[[], Volume]] = {
-            cid: functools.partial(read_volume, path) for cid, path in _nifti_files(ref).items()
-        }
-        found = _run_report_labels(pred_dir)
-        source = "run_report.json" if found else "label values"
-        return CasePlan(pred, refs, found, None, str(ref), source)
+        return _folder_plan(pred_dir, pred, ref)
     raise ConfigError(
         f"the reference {str(ref)!r} is neither a manifest (.json) nor a folder of label maps",
         hint="pass --ref data_manifests/NAME.json or a folder of <case_id>.nii.gz",
@@ -116,19 +170,17 @@ def read_instances(
     if not (map_path.is_file() and info_path.is_file()):
         return None
     try:
-        info = json.loads(info_path.read_text(encoding="utf-8"))
-        items = info["instances"]
-        labels = {int(i["instance_id"]): int(i["label"]) for i in items}
-        scores = {int(i["instance_id"]): float(i.get("score", 1.0)) for i in items}
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise DataError(
-            f"invalid instance list: {err}",
-            path=info_path,
-            case_id=case_id,
-            hint='expected {"instances": [{"instance_id": 1, "label": 2, "score": 0.9}, ...]}',
-        ) from err
-    volume = read_volume(map_path)
-    check_geometry(volume, ref, case_id=case_id, atol_mm=atol_mm, what="instance map")
+        items = read_instances_file(info_path).instances
+    except DataError as err:
+        raise DataError(err.message, path=info_path, case_id=case_id, hint=err.hint) from err
+    labels = {i.instance_id: i.label for i in items}
+    scores = {i.instance_id: i.score for i in items}
+    try:
+        volume = onto_grid(
+            read_volume(map_path), ref.affine, ref.shape, atol_mm=atol_mm, what="instance map"
+        )
+    except GeometryError as err:
+        raise GeometryError(err.message, case_id=case_id, hint=err.hint) from err
     return PredictedInstances(np.rint(np.asarray(volume.array)).astype(np.int64), labels, scores)
 
 

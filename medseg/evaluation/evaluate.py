@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy import ndimage
 
 from medseg.errors import GeometryError
 from medseg.evaluation._matching import LesionMatch, MatchResult, match_lesion_maps
@@ -28,9 +27,10 @@ from medseg.evaluation._surface import (
     voxel_volume,
 )
 from medseg.evaluation.froc import DetectionCurve
-from medseg.evaluation.lesions import LesionScores, connectivity_structure, lesion_scores
+from medseg.evaluation.lesions import LesionScores, lesion_scores
 from medseg.evaluation.metrics import ClassMetrics, sparse_class_metrics
 from medseg.io.volume import Volume
+from medseg.labelmaps import label_components
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ class EvaluationOptions:
     Attributes:
         nsd_tolerance_mm: tolerance of the normalised surface distance, mm.
         min_iou: minimum IoU for a predicted and a reference lesion to match; 0 = any overlap.
-        connectivity: lesion connectivity: 6, 18 or 26 in 3D, 4 or 8 in 2D; None = full.
+        connectivity: lesion connectivity: 6, 18 or 26 (default) in 3D, 4 or 8 in 2D.
         min_lesion_mm3: lesions (components or instances) smaller than this are ignored, on both
             sides; voxel metrics are not affected.
         surface: compute HD, HD95, ASSD and NSD (False: NaN, for fast training validation).
@@ -60,7 +60,7 @@ class EvaluationOptions:
 
     nsd_tolerance_mm: float = 1.0
     min_iou: float = 0.1
-    connectivity: int | None = None
+    connectivity: int = 26
     min_lesion_mm3: float = 0.0
     surface: bool = True
     affine_atol_mm: float = 1e-3
@@ -158,10 +158,9 @@ def _lesions_of_class(
     if box is None:
         result = MatchResult((), None if instances is None else _empty_curve())
     else:
-        structure = connectivity_structure(ref.ndim, options.connectivity)
-        ref_map, _ = ndimage.label(ref[box] == label, structure=structure)
+        ref_map, _ = label_components(ref[box] == label, connectivity=options.connectivity)
         if instances is None:
-            pred_map, _ = ndimage.label(pred[box] == label, structure=structure)
+            pred_map, _ = label_components(pred[box] == label, connectivity=options.connectivity)
         else:
             pred_map = _instance_crop(instances, label, box)
         result = match_lesion_maps(

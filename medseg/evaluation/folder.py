@@ -2,16 +2,20 @@
 
 Prediction folder layout (what ``medseg predict`` writes)::
 
-    <case_id>.nii.gz              semantic label map on the reference grid
+    <case_id>.nii.gz              semantic label map on the reference grid (or .nii, .mha,
+                                  .nrrd, Slicer .seg.nrrd, DICOM SEG .dcm / .seg.dcm)
     <case_id>_instances.nii.gz    optional: instance ids (0 = background)
     <case_id>.json                optional: {"instances": [{"instance_id", "label", "score"}, ...]}
     run_report.json               optional: {"labels": {"0": "background", "1": ...}, ...}
 
 When both instance files exist, the case's predicted lesions are those instances with their scores
 (FROC is reported when every evaluated case has them; ids missing from the JSON are ignored);
-otherwise they are the connected components of the label map. Cases are paired by id; unpaired
-cases and geometry mismatches are reported as skipped, unreadable files as failed, and the rest of
-the cohort is still evaluated.
+otherwise they are the connected components of the label map. Cases are paired by id
+(:func:`medseg.evaluation._pairing.plan_cases`: nnU-Net names pair too). Label maps on the same
+world grid but another extent or axis order (a cropped ``.seg.nrrd``, a SEG without empty frames)
+are moved onto one grid without resampling (:mod:`medseg.io.grid`). Unpaired cases and geometry
+mismatches are reported as skipped, unreadable files as failed, and the rest of the cohort is
+still evaluated.
 """
 
 from __future__ import annotations
@@ -21,10 +25,10 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 
+from medseg.artifacts import EvalStatus
 from medseg.errors import DataError, GeometryError
 from medseg.evaluation._pairing import (
     CasePlan,
@@ -41,18 +45,16 @@ from medseg.evaluation.evaluate import (
     evaluate_case,
 )
 from medseg.io.atomic import ensure_output_dir
-from medseg.io.read import read_volume
+from medseg.io.grid import common_grid
 from medseg.types import PathLike
 
 logger = logging.getLogger(__name__)
 
-CaseStatus = Literal["ok", "skipped", "failed"]
-
-__all__ = ["CaseResult", "evaluate_folder"]
+__all__ = ["CaseEvaluation", "evaluate_folder"]
 
 
 @dataclass(frozen=True)
-class CaseResult:
+class CaseEvaluation:
     """Outcome of one case, yielded by :func:`evaluate_folder` as soon as it is known.
 
     Attributes:
@@ -65,7 +67,7 @@ class CaseResult:
     """
 
     case_id: str
-    status: CaseStatus
+    status: EvalStatus
     index: int
     total: int
     reason: str = ""
@@ -88,8 +90,12 @@ def _evaluate_pair(
     lesion_labels: Sequence[int] | None,
     options: EvaluationOptions,
 ) -> CaseMetrics:
-    ref = plan.ref[case_id]()
-    pred = read_volume(plan.pred[case_id])
+    try:
+        pred, ref = common_grid(
+            plan.pred[case_id](), plan.ref[case_id](), atol_mm=options.affine_atol_mm
+        )
+    except GeometryError as err:
+        raise GeometryError(err.message, case_id=case_id, hint=err.hint) from err
     present = _present_labels(pred.array, ref.array)
     if plan.labels is None:
         labels = {v: str(v) for v in sorted(present)}
@@ -121,23 +127,25 @@ def _run_case(
     options: EvaluationOptions,
     index: int,
     total: int,
-) -> CaseResult:
+) -> CaseEvaluation:
     start = time.perf_counter()
     if case_id not in plan.pred:
-        reason = f"no prediction {case_id}.nii.gz in the prediction folder"
-        return CaseResult(case_id, "skipped", index, total, reason)
+        reason = (
+            f"no prediction {case_id}.nii.gz (or other label-map format) in the prediction folder"
+        )
+        return CaseEvaluation(case_id, "skipped", index, total, reason)
     if case_id not in plan.ref:
         reason = f"no reference label map for this case in {plan.description}"
-        return CaseResult(case_id, "skipped", index, total, reason)
+        return CaseEvaluation(case_id, "skipped", index, total, reason)
     try:
         metrics = _evaluate_pair(case_id, plan, pred_dir, lesion_labels, options)
     except GeometryError as err:
-        return CaseResult(case_id, "skipped", index, total, err.describe(with_hint=False))
+        return CaseEvaluation(case_id, "skipped", index, total, err.describe(with_hint=False))
     except DataError as err:
-        return CaseResult(case_id, "failed", index, total, err.describe(with_hint=False))
+        return CaseEvaluation(case_id, "failed", index, total, err.describe(with_hint=False))
     seconds = time.perf_counter() - start
     logger.debug("case %s evaluated in %.2f s", case_id, seconds)
-    return CaseResult(case_id, "ok", index, total, metrics=metrics, seconds=seconds)
+    return CaseEvaluation(case_id, "ok", index, total, metrics=metrics, seconds=seconds)
 
 
 def complete_classes(
@@ -176,21 +184,23 @@ def evaluate_folder(
     *,
     lesion_labels: Sequence[int | str] | None = None,
     options: EvaluationOptions | None = None,
-) -> Iterator[CaseResult]:
+) -> Iterator[CaseEvaluation]:
     """Evaluate every prediction of a folder; yield each case, then write the outputs.
 
     Args:
-        pred_dir: folder of ``<case_id>.nii.gz`` predictions (layout in the module docstring).
-        ref: a manifest (its labelled cases; label names and lesion labels from it) or a folder
-            of ``<case_id>.nii.gz`` reference label maps (names from ``pred_dir/run_report.json``
-            ``"labels"`` if present, else the label values; lesion labels: all foreground).
+        pred_dir: folder of ``<case_id>`` label maps (layout in the module docstring).
+        ref: a manifest (its labelled cases; label names and lesion labels from it), a folder
+            of ``<case_id>`` reference label maps, or an nnU-Net dataset folder (``labelsTr``);
+            label names from ``pred_dir/run_report.json`` ``"labels"``, else the nnU-Net
+            ``dataset.json`` (of ``ref``, then of ``pred_dir``), else the label values; lesion
+            labels: all foreground.
         out_dir: evaluation folder; receives ``case_metrics.csv``, ``lesions.csv``,
             ``summary.json`` and ``summary.png`` (written atomically after the last case).
         lesion_labels: label values or names whose lesions are matched (overrides the default).
         options: metric settings.
 
     Yields:
-        One :class:`CaseResult` per case id found on either side, in case-id order. The outputs
+        One :class:`CaseEvaluation` per case id found on either side, in case-id order. The outputs
         are written when the generator is exhausted.
 
     Raises:
@@ -205,7 +215,7 @@ def evaluate_folder(
     plan = plan_cases(pred_path, ref_path)
     wanted = resolve_lesion_labels(lesion_labels, plan.labels)
     case_ids = sorted(set(plan.pred) | set(plan.ref))
-    results: list[CaseResult] = []
+    results: list[CaseEvaluation] = []
     for index, case_id in enumerate(case_ids, start=1):
         result = _run_case(case_id, plan, pred_path, wanted, options, index, len(case_ids))
         if result.status != "ok":

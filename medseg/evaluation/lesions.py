@@ -28,10 +28,10 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy import ndimage
 
 from medseg.evaluation._matching import LesionMatch, match_lesion_maps
 from medseg.evaluation._surface import voxel_volume
+from medseg.labelmaps import label_components
 
 NAN = float("nan")
 
@@ -43,25 +43,12 @@ __all__ = [
     "match_lesions",
 ]
 
-_RANK = {2: {4: 1, 8: 2}, 3: {6: 1, 18: 2, 26: 3}}
-
-
-def connectivity_structure(ndim: int, connectivity: int | None) -> npt.NDArray[np.bool_]:
-    """Structuring element for ``connectivity`` neighbours (3D: 6, 18, 26; 2D: 4, 8; None: all)."""
-    if ndim not in _RANK:
-        raise ValueError(f"lesions are 2D or 3D, got {ndim}D")
-    rank = ndim if connectivity is None else _RANK[ndim].get(connectivity)
-    if rank is None:
-        allowed = ", ".join(map(str, _RANK[ndim]))
-        raise ValueError(f"connectivity for {ndim}D must be one of {allowed}, got {connectivity}")
-    return ndimage.generate_binary_structure(ndim, rank)
-
 
 def label_lesions(
     mask: npt.ArrayLike,
     *,
     spacing: Sequence[float],
-    connectivity: int | None = None,
+    connectivity: int = 26,
     min_volume_mm3: float = 0.0,
 ) -> npt.NDArray[np.int32]:
     """Connected components of a mask, numbered 1..n in raster order.
@@ -69,8 +56,8 @@ def label_lesions(
     Args:
         mask: 2D or 3D mask (non-zero = lesion), indexed like ``spacing``.
         spacing: voxel size in mm along the array axes.
-        connectivity: neighbours that connect voxels: 6, 18 or 26 in 3D, 4 or 8 in 2D;
-            None (default) = full connectivity (26 / 8).
+        connectivity: neighbours that connect voxels (see
+            :func:`medseg.labelmaps.label_components`): 6, 18 or 26 (default) in 3D, 4 or 8 in 2D.
         min_volume_mm3: components smaller than this are removed; the rest are renumbered.
 
     Returns:
@@ -81,9 +68,7 @@ def label_lesions(
         ...               min_volume_mm3=3.0).tolist()
         [[1, 1, 0, 2], [0, 0, 0, 2]]
     """
-    array = np.asarray(mask) != 0
-    structure = connectivity_structure(array.ndim, connectivity)
-    labels, n = ndimage.label(array, structure=structure, output=np.int32)
+    labels, n = label_components(mask, connectivity=connectivity)
     if min_volume_mm3 > 0 and n:
         sizes = np.bincount(labels.reshape(-1), minlength=n + 1) * voxel_volume(spacing)
         keep = sizes >= min_volume_mm3

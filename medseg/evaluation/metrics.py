@@ -30,12 +30,12 @@ NaN is never replaced by 0 or inf: summaries report how many values were NaN.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
+from medseg.artifacts import ClassMetrics
 from medseg.evaluation._surface import (
     FloatArray,
     SparseMask,
@@ -110,37 +110,6 @@ class SurfaceDistances:
         within = np.count_nonzero(self.pred_to_ref_mm <= limit)
         within += np.count_nonzero(self.ref_to_pred_mm <= limit)
         return float(within / (self.pred_to_ref_mm.size + self.ref_to_pred_mm.size))
-
-
-@dataclass(frozen=True)
-class ClassMetrics:
-    """All metrics of one class in one case (see the module docstring for definitions).
-
-    Attributes:
-        dice, iou, precision, recall: voxel overlap, in [0, 1].
-        volume_pred_mm3, volume_ref_mm3: mask volumes; ``volume_diff_mm3`` = pred - ref.
-        hd_mm, hd95_mm, assd_mm: surface distances; NaN if one mask is empty or not computed.
-        nsd: normalised surface distance at the tolerance used.
-        empty_pred, empty_ref: which masks are empty.
-    """
-
-    dice: float
-    iou: float
-    precision: float
-    recall: float
-    volume_pred_mm3: float
-    volume_ref_mm3: float
-    volume_diff_mm3: float
-    hd_mm: float
-    hd95_mm: float
-    assd_mm: float
-    nsd: float
-    empty_pred: bool
-    empty_ref: bool
-
-    def to_dict(self) -> dict[str, Any]:
-        """Field name -> value."""
-        return asdict(self)
 
 
 def _masks(

@@ -1,9 +1,10 @@
 """The files of an evaluation folder: ``case_metrics.csv``, ``lesions.csv``, ``summary.json``,
 ``summary.png``. Each is written to a temporary name and renamed (never half-written).
 
-CSV conventions: one header row; NaN is written ``nan``, not-applicable values are empty (e.g.
-lesion columns of non-lesion classes, the score of a missed lesion); floats with 10 significant
-digits.
+CSV columns and conventions are :class:`medseg.artifacts.CaseMetricsRow` and
+:class:`~medseg.artifacts.LesionRow`: one header row; NaN is written ``nan``, not-applicable values
+are empty (e.g. lesion columns of non-lesion classes, the score of a missed lesion); floats with 10
+significant digits.
 """
 
 from __future__ import annotations
@@ -16,67 +17,30 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from medseg.artifacts import CaseMetricsRow, LesionRow, csv_cell
 from medseg.evaluation.evaluate import CaseMetrics, EvaluationOptions
-from medseg.evaluation.summary import CLASS_METRICS, build_summary
+from medseg.evaluation.summary import build_summary
 from medseg.io.atomic import atomic_path, write_json_atomic, write_text_atomic
 
 if TYPE_CHECKING:
-    from medseg.evaluation.folder import CaseResult
+    from medseg.evaluation.folder import CaseEvaluation
 
-CASE_COLUMNS = (
-    "case_id",
-    "label",
-    "class",
-    *CLASS_METRICS,
-    "empty_pred",
-    "empty_ref",
-    "n_ref_lesions",
-    "n_pred_lesions",
-    "lesion_tp",
-    "lesion_fp",
-    "lesion_fn",
-    "lesion_sensitivity",
-    "lesion_precision",
-    "lesion_f1",
-    "lesion_dice",
-    "lesion_pq",
-)
-LESION_COLUMNS = (
-    "case_id",
-    "label",
-    "class",
-    "status",
-    "ref_lesion_id",
-    "pred_lesion_id",
-    "ref_volume_mm3",
-    "pred_volume_mm3",
-    "iou",
-    "dice",
-    "score",
-)
+CASE_COLUMNS = CaseMetricsRow.columns()
+LESION_COLUMNS = LesionRow.columns()
 
 
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return "nan" if math.isnan(value) else f"{value:.10g}"
-    return str(value)
-
-
-def _csv_text(columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> str:
+def _csv_text(columns: Sequence[str], rows: Sequence[CaseMetricsRow | LesionRow]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(columns)
     for row in rows:
-        writer.writerow([_cell(row.get(c)) for c in columns])
+        cells = row.cells()
+        writer.writerow([csv_cell(cells[c]) for c in columns])
     return buffer.getvalue()
 
 
-def case_rows(cases: Sequence[CaseMetrics]) -> list[dict[str, Any]]:
-    """One row per case and class (``CASE_COLUMNS``)."""
+def case_rows(cases: Sequence[CaseMetrics]) -> list[CaseMetricsRow]:
+    """One row per case and class (:class:`~medseg.artifacts.CaseMetricsRow`)."""
     rows = []
     for case in cases:
         for label, metrics in sorted(case.classes.items()):
@@ -97,30 +61,32 @@ def case_rows(cases: Sequence[CaseMetrics]) -> list[dict[str, Any]]:
                     lesion_dice=s.lesion_dice,
                     lesion_pq=s.pq,
                 )
-            rows.append(row)
+            rows.append(CaseMetricsRow.model_validate(row))
     return rows
 
 
-def lesion_rows(cases: Sequence[CaseMetrics]) -> list[dict[str, Any]]:
-    """One row per matched (TP), missed (FN) or false (FP) lesion (``LESION_COLUMNS``)."""
+def lesion_rows(cases: Sequence[CaseMetrics]) -> list[LesionRow]:
+    """One row per matched (TP), missed (FN) or false (FP) lesion (:class:`LesionRow`)."""
     rows = []
     for case in cases:
         for label, evaluation in sorted(case.lesions.items()):
             for m in evaluation.matches:
                 rows.append(
-                    {
-                        "case_id": case.case_id,
-                        "label": label,
-                        "class": case.labels.get(label, str(label)),
-                        "status": m.status,
-                        "ref_lesion_id": m.ref_id,
-                        "pred_lesion_id": m.pred_id,
-                        "ref_volume_mm3": m.ref_volume_mm3,
-                        "pred_volume_mm3": m.pred_volume_mm3,
-                        "iou": m.iou,
-                        "dice": m.dice,
-                        "score": m.score,
-                    }
+                    LesionRow.model_validate(
+                        {
+                            "case_id": case.case_id,
+                            "label": label,
+                            "class": case.labels.get(label, str(label)),
+                            "status": m.status,
+                            "ref_lesion_id": m.ref_id,
+                            "pred_lesion_id": m.pred_id,
+                            "ref_volume_mm3": m.ref_volume_mm3,
+                            "pred_volume_mm3": m.pred_volume_mm3,
+                            "iou": m.iou,
+                            "dice": m.dice,
+                            "score": m.score,
+                        }
+                    )
                 )
     return rows
 
@@ -173,7 +139,7 @@ def _final_labels(
 
 def write_outputs(
     out_dir: Path,
-    results: Sequence[CaseResult],
+    results: Sequence[CaseEvaluation],
     *,
     plan_labels: dict[int, str] | None,
     lesion_labels: Sequence[int] | None,

@@ -62,7 +62,7 @@ DEFINITIONS = {
     "NSD NaN (null), flagged empty_pred / empty_ref",
     "lesions": "one-to-one matching, most pairs then largest total IoU, among pairs with "
     "IoU >= min_iou (0: any overlap); unmatched lesions count 0 in lesion Dice; "
-    "connectivity null = full (26 in 3D)",
+    "connectivity: neighbours joining a lesion's voxels (26 = faces, edges and corners)",
     "froc": "lesions with score >= t kept and matched again; sensitivity at a FP/case rate = "
     "highest sensitivity with mean FP per case <= rate; score = mean over the rates",
 }

@@ -7,23 +7,22 @@ Per case in ``OUT_DIR``: ``<case_id>.nii.gz`` (label map, source shape and affin
 ``run_report.json`` records versions, checkpoint hashes, device, settings and each case's status,
 seconds and error; it is rewritten (atomically) after every case, so an interrupted run leaves a
 report of what was done. Under torchrun, ranks take every world-size-th case and rank 0 merges
-the reports.
+the reports (:func:`predict_batch`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import time
 import traceback
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from medseg._version import __version__
-from medseg.errors import MedsegError
+from medseg.artifacts import RUN_REPORT, CaseResult, RunReport, read_run_report
+from medseg.errors import DataError, MedsegError
 from medseg.inference.cases import CaseInput
 from medseg.inference.instance_outputs import write_instances
 from medseg.inference.predictor import Prediction, Predictor
@@ -33,11 +32,11 @@ from medseg.io.dicom_seg import write_dicom_seg
 from medseg.io.nifti import write_nifti
 from medseg.io.read import read_volume
 from medseg.io.volume import Volume
+from medseg.run_folder import DistInfo
 from medseg.types import PathLike
 
 logger = logging.getLogger(__name__)
-REPORT = "run_report.json"
-REPORT_SCHEMA_VERSION = 1
+REPORT = RUN_REPORT
 
 
 @dataclass
@@ -46,22 +45,6 @@ class BatchOptions:
     dicom_seg: bool = False
     preview: bool = True
     tta: bool | None = None
-
-
-@dataclass
-class CaseResult:
-    """One case's outcome (a row of ``run_report.json``)."""
-
-    case_id: str
-    status: str  # done | skipped | failed
-    seconds: float = 0.0
-    error: str | None = None
-    source: Any = ""
-    patient_id: str | None = None
-    study_date: str | None = None
-    laterality: str | None = None
-    modality: str | None = None
-    outputs: dict[str, str] = field(default_factory=dict)
 
 
 def expected_outputs(
@@ -80,8 +63,8 @@ def expected_outputs(
 
 def _base(case: CaseInput) -> CaseResult:
     return CaseResult(
-        case.case_id,
-        "failed",
+        case_id=case.case_id,
+        status="failed",
         source=case.source_text,
         patient_id=case.patient_id,
         study_date=case.study_date,
@@ -163,29 +146,29 @@ def _already_done(
     case: CaseInput,
     out_dir: Path,
     options: BatchOptions,
-    previous: dict[str, dict[str, Any]],
+    previous: dict[str, CaseResult],
     instances: bool = False,
 ) -> CaseResult | None:
+    """The earlier run's row, marked ``reused``, when its outputs are all still there."""
     old = previous.get(case.case_id)
-    if options.overwrite or old is None or old.get("status") not in ("done", "skipped"):
+    if options.overwrite or old is None or old.status == "failed":
         return None
-    outputs: dict[str, str] = old.get("outputs", {})
-    wanted = expected_outputs(
-        case, options, bool(outputs.get("dicom_seg")) or not options.dicom_seg, instances=instances
-    )
+    is_dicom = bool(old.outputs.get("dicom_seg")) or not options.dicom_seg
+    wanted = expected_outputs(case, options, is_dicom, instances=instances)
     if not all((out_dir / name).exists() for name in wanted.values()):
         return None
-    return CaseResult(**{**old, "status": "skipped", "error": None})
+    return old.model_copy(update={"status": "reused", "error": None})
 
 
-def load_previous(out_dir: Path) -> dict[str, dict[str, Any]]:
-    """Case rows of an earlier ``run_report.json`` in ``out_dir`` (empty if none)."""
+def load_previous(out_dir: Path) -> dict[str, CaseResult]:
+    """Case rows of an earlier ``run_report.json`` in ``out_dir`` (empty if none or unusable)."""
     path = out_dir / REPORT
     if not path.is_file():
         return {}
     try:
-        return {row["case_id"]: row for row in json.loads(path.read_text())["cases"]}
-    except (ValueError, KeyError, TypeError):
+        return {row.case_id: row for row in read_run_report(path).cases}
+    except DataError as err:
+        logger.warning("earlier %s not used: %s", REPORT, err.describe(with_hint=False))
         return {}
 
 
@@ -217,12 +200,11 @@ def write_run_report(
 ) -> Path:
     """``run_report.json``: provenance, settings and one row per case."""
     resolved = predictor.resolved
-    report = {
-        "schema_version": REPORT_SCHEMA_VERSION,
-        "medseg_version": __version__,
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    report = RunReport(
+        medseg_version=__version__,
+        created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         **predictor.provenance,
-        "settings": {
+        settings={
             "overlap": resolved.infer.overlap,
             "blend": resolved.infer.blend,
             "sw_batch_size": resolved.infer.sw_batch_size,
@@ -233,12 +215,49 @@ def write_run_report(
             "dicom_seg": options.dicom_seg,
             **({"instances": resolved.instances.model_dump()} if _instances(predictor) else {}),
         },
-        "labels": dict(resolved.plan.labels),
-        "lesion_labels": list(resolved.plan.lesion_labels),
-        "summary": {s: sum(r.status == s for r in results) for s in ("done", "skipped", "failed")},
-        "cases": [asdict(r) for r in results],
-    }
-    return write_json_atomic(path, jsonable(report))
+        labels=dict(resolved.plan.labels),
+        lesion_labels=list(resolved.plan.lesion_labels),
+        summary=RunReport.count(results),
+        cases=list(results),
+    )
+    return write_json_atomic(path, jsonable(report.model_dump(mode="json")))
+
+
+def predict_batch(
+    predictor: Predictor,
+    cases: Sequence[CaseInput],
+    out_dir: PathLike,
+    options: BatchOptions,
+    *,
+    dist: DistInfo | None = None,
+) -> Iterator[CaseResult]:
+    """Predict this process's share of ``cases``; yields each of its results.
+
+    One process (``dist`` None or a world of one) predicts every case. Under ``torchrun`` rank
+    ``r`` of ``n`` takes cases ``r, r + n, ...`` and keeps its own report; when every rank is
+    done, rank 0 merges them into ``run_report.json`` (cases in input order).
+    """
+    info = dist or DistInfo()
+    folder = Path(out_dir)
+    report = rank_report_path(folder, info.rank) if info.enabled else None
+    yield from predict_cases(predictor, info.shard(cases), folder, options, report_path=report)
+    if info.enabled:
+        _merge_when_all_done(folder, info, [c.case_id for c in cases])
+
+
+def _merge_when_all_done(out_dir: Path, info: DistInfo, order: Sequence[str]) -> None:
+    """Wait for every rank (gloo process group), merge the reports on rank 0, wait again."""
+    import torch.distributed as dist
+
+    owned = not dist.is_initialized()
+    if owned:
+        dist.init_process_group(backend="gloo")
+    dist.barrier()
+    if info.is_main:
+        merge_rank_reports(out_dir, info.world_size, order)
+    dist.barrier()
+    if owned:
+        dist.destroy_process_group()
 
 
 def rank_report_path(out_dir: Path, rank: int) -> Path:
@@ -248,20 +267,18 @@ def rank_report_path(out_dir: Path, rank: int) -> Path:
 def merge_rank_reports(out_dir: Path, world_size: int, order: Sequence[str]) -> Path:
     """Rank 0: merge the per-rank reports into ``run_report.json`` (cases in input order)."""
     parts = [
-        json.loads(rank_report_path(out_dir, r).read_text())
+        read_run_report(rank_report_path(out_dir, r))
         for r in range(world_size)
         if rank_report_path(out_dir, r).exists()
     ]
     if not parts:
         raise FileNotFoundError("no per-rank run reports to merge")
-    merged = dict(parts[0])
-    rows = {row["case_id"]: row for part in parts for row in part["cases"]}
-    merged["cases"] = [rows[c] for c in order if c in rows]
-    merged["summary"] = {
-        s: sum(r["status"] == s for r in merged["cases"]) for s in ("done", "skipped", "failed")
-    }
-    merged["world_size"] = world_size
-    target = write_json_atomic(out_dir / REPORT, merged)
+    rows = {row.case_id: row for part in parts for row in part.cases}
+    cases = [rows[c] for c in order if c in rows]
+    merged = parts[0].model_copy(
+        update={"cases": cases, "summary": RunReport.count(cases), "world_size": world_size}
+    )
+    target = write_json_atomic(out_dir / REPORT, jsonable(merged.model_dump(mode="json")))
     for r in range(world_size):
         rank_report_path(out_dir, r).unlink(missing_ok=True)
     return target

@@ -1,14 +1,16 @@
 """Mask R-CNN predictions on the source grid: instance map, label map and instance records.
 
 :func:`predict_instance_case` runs :func:`~medseg.inference.instances.predict_instances` on the
-preprocessed image, inverts the instance map to the source grid with MONAI's ``Invertd``
-(nearest neighbour, the inverse of the same orientation and spacing transforms the U-Net
-probabilities go through), drops instances smaller than ``postprocess.min_volume_mm3`` (and any
-that the resampling erased), renumbers the rest ``1..K`` by descending score and derives the
-semantic label map (``postprocess.fill_holes`` / ``keep_largest`` do not apply to instances, and
-there is no test-time augmentation). Each instance is described by :func:`instance_records`.
+preprocessed image (autocast as in training, ``train.amp``), inverts the instance map to the
+source grid with MONAI's ``Invertd`` (nearest neighbour, the inverse of the same orientation and
+spacing transforms the U-Net probabilities go through), drops instances smaller than
+``postprocess.min_volume_mm3`` (and any that the resampling erased), renumbers the rest ``1..K``
+by descending score and derives the semantic label map (``postprocess.fill_holes`` /
+``keep_largest`` do not apply to instances, and there is no test-time augmentation). Each
+instance is described by :func:`instance_records`.
 
-Instance record (one per id of ``<case_id>_instances.nii.gz``, in ``<case_id>.json``):
+Instance record (:class:`~medseg.artifacts.InstanceRecord`, one per id of
+``<case_id>_instances.nii.gz``, in ``<case_id>.json``, :class:`~medseg.artifacts.InstancesFile`):
 ``instance_id``, ``label`` (label value), ``label_name``, ``score``, ``n_voxels``,
 ``volume_mm3``, ``box_voxel`` (``[i0, j0, k0, i1, j1, k1]``: the instance's voxels are
 ``i0 <= i < i1`` etc. on the source grid, MONAI ``StandardMode`` with voxel ``i`` spanning
@@ -18,110 +20,64 @@ box, in mm, of those voxels' extent - voxel edges, not centres).
 
 from __future__ import annotations
 
-import time
-from collections.abc import Hashable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
 
 import numpy as np
-import numpy.typing as npt
 import torch
-from monai.transforms import Compose, Invertd
 from scipy import ndimage
 
+from medseg.artifacts import InstanceRecord, InstancesFile
 from medseg.inference.instances import InstanceMap, instance_settings, predict_instances
-from medseg.inference.windows import plain_tensor
+from medseg.inference.prediction import Ensemble, Prediction, prepare
 from medseg.io.atomic import jsonable, write_json_atomic
 from medseg.io.nifti import write_nifti
 from medseg.io.volume import Volume
-from medseg.transforms.load import metatensor_like
-from medseg.transforms.pipelines import IMAGE
+from medseg.models.runtime import amp_dtype
 from medseg.types import PathLike
-
-if TYPE_CHECKING:
-    from medseg.inference.predictor import Prediction, Predictor
 
 __all__ = [
     "box_lps_mm",
     "instance_records",
-    "invert_instance_map",
     "keep_instances",
     "predict_instance_case",
     "write_instances",
 ]
 
-PRED_INSTANCES = "pred_instances"
-INSTANCES_SCHEMA_VERSION = 1
-
 
 def predict_instance_case(
-    predictor: Predictor, volume: Volume, data: dict[Hashable, Any], compose: Compose, start: float
+    ensemble: Ensemble, volume: Volume, tta: bool | None = None
 ) -> Prediction:
-    """Lesion instances of one preprocessed scan, returned on the source grid.
+    """Lesion instances of one scan, returned on the source grid (``seconds`` left to the caller).
 
     Args:
-        predictor: a Mask R-CNN run (its models, workflow and device).
+        ensemble: a Mask R-CNN run's models (pooled over folds), workflow and device.
         volume: the source scan.
-        data: ``predictor.preprocess(volume)``'s dictionary (``image`` keeps the transforms).
-        compose: the preprocessing to invert.
-        start: ``time.perf_counter()`` when the case started.
+        tta: ignored: Mask R-CNN runs take no test-time augmentation.
 
     Returns:
-        :class:`~medseg.inference.predictor.Prediction` with ``labels`` (semantic map),
+        :class:`~medseg.inference.prediction.Prediction` with ``labels`` (semantic map),
         ``instance_map`` (ids, 0 background; both with the source's shape and affine) and
         ``instances`` (records, see the module docstring).
     """
-    from medseg.inference.predictor import Prediction
-
-    resolved = predictor.resolved
-    image = plain_tensor(data[IMAGE]).to(predictor.device)
+    resolved = ensemble.resolved
+    prepared = prepare(resolved, volume)
     found = predict_instances(
-        predictor.models, image, instance_settings(resolved), amp_dtype=_amp_dtype(image.device)
+        ensemble.models,
+        prepared.image(ensemble.device),
+        instance_settings(resolved),
+        amp_dtype=amp_dtype(resolved, ensemble.device),
     )
-    inverted = invert_instance_map(data, compose, found.instance_map)
+    ids = torch.from_numpy(np.ascontiguousarray(found.instance_map, dtype=np.float32))[None]
+    inverted = np.rint(prepared.to_source(ids, nearest=True)[0].cpu().numpy()).astype(np.int32)
     if inverted.shape != volume.shape:
         raise RuntimeError(f"inverted instance map {inverted.shape} != source {volume.shape}")
     min_voxels = resolved.postprocess.min_volume_mm3 / volume.voxel_volume_mm3
     kept = keep_instances(InstanceMap(inverted, found.labels, found.scores), min_voxels)
     return Prediction(
         labels=volume.with_array(kept.semantic(), kind="label"),
-        seconds=time.perf_counter() - start,
         instances=instance_records(kept, volume, label_names=resolved.plan.labels),
         instance_map=volume.with_array(kept.instance_map, kind="instances"),
     )
-
-
-def _amp_dtype(device: torch.device) -> torch.dtype | None:
-    """Half precision on CUDA (bf16 where supported), full precision on the CPU."""
-    if device.type != "cuda":
-        return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-
-
-def invert_instance_map(
-    data: dict[Hashable, Any], compose: Compose, instance_map: npt.NDArray[np.integer]
-) -> npt.NDArray[np.int32]:
-    """Instance ids on the preprocessed grid -> the source grid (``Invertd``, nearest).
-
-    Args:
-        data: the preprocessed dictionary (``image`` carries the applied transforms).
-        compose: the preprocessing.
-        instance_map: ``(X, Y, Z)`` ids on the preprocessed grid.
-
-    Returns:
-        ``(X, Y, Z)`` int32 ids on the source grid.
-    """
-    image = data[IMAGE]
-    ids = torch.from_numpy(np.ascontiguousarray(instance_map, dtype=np.float32))[None]
-    data[PRED_INSTANCES] = metatensor_like(ids, image)
-    inverted = Invertd(
-        keys=PRED_INSTANCES,
-        transform=compose,
-        orig_keys=IMAGE,
-        nearest_interp=True,
-        to_tensor=True,
-    )(data)[PRED_INSTANCES]
-    array = torch.as_tensor(inverted)[0].cpu().numpy()
-    return np.rint(array).astype(np.int32)
 
 
 def keep_instances(found: InstanceMap, min_voxels: float) -> InstanceMap:
@@ -140,8 +96,8 @@ def keep_instances(found: InstanceMap, min_voxels: float) -> InstanceMap:
 
 def instance_records(
     found: InstanceMap, volume: Volume, *, label_names: Mapping[str, str]
-) -> list[dict[str, Any]]:
-    """One JSON-ready record per instance of a source-grid map (see the module docstring)."""
+) -> list[InstanceRecord]:
+    """One record per instance of a source-grid map (see the module docstring)."""
     records = []
     bounds = ndimage.find_objects(found.instance_map)
     for index, (label, score) in enumerate(zip(found.labels, found.scores, strict=True)):
@@ -152,16 +108,16 @@ def instance_records(
         lo = [s.start for s in slices]
         hi = [s.stop for s in slices]
         records.append(
-            {
-                "instance_id": index + 1,
-                "label": int(label),
-                "label_name": label_names.get(str(label), str(label)),
-                "score": round(float(score), 6),
-                "n_voxels": n_voxels,
-                "volume_mm3": n_voxels * volume.voxel_volume_mm3,
-                "box_voxel": [*lo, *hi],
-                "box_lps_mm": box_lps_mm(volume, lo, hi),
-            }
+            InstanceRecord(
+                instance_id=index + 1,
+                label=int(label),
+                label_name=label_names.get(str(label), str(label)),
+                score=round(float(score), 6),
+                n_voxels=n_voxels,
+                volume_mm3=n_voxels * volume.voxel_volume_mm3,
+                box_voxel=[*lo, *hi],
+                box_lps_mm=box_lps_mm(volume, lo, hi),
+            )
         )
     return records
 
@@ -187,5 +143,5 @@ def write_instances(prediction: Prediction, map_path: PathLike, json_path: PathL
     if prediction.instance_map is None:
         raise ValueError("the prediction has no instance map")
     write_nifti(prediction.instance_map, map_path, dtype=np.int32)
-    payload = {"schema_version": INSTANCES_SCHEMA_VERSION, "instances": prediction.instances}
-    write_json_atomic(json_path, jsonable(payload))
+    payload = InstancesFile(instances=prediction.instances)
+    write_json_atomic(json_path, jsonable(payload.model_dump(mode="json")))

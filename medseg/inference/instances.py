@@ -37,7 +37,9 @@ from torch import nn
 from medseg.config.schema import InstanceConfig, ResolvedWorkflow
 from medseg.evaluation.evaluate import PredictedInstances
 from medseg.inference.windows import pad_to_window, window_slices
+from medseg.labelmaps import label_dtype
 from medseg.models.maskrcnn.nms import batched_nms
+from medseg.models.runtime import autocast
 
 __all__ = ["InstanceMap", "InstanceSettings", "instance_settings", "predict_instances"]
 
@@ -71,15 +73,12 @@ def instance_settings(resolved: ResolvedWorkflow) -> InstanceSettings:
     """Settings from a resolved ``task.kind: instance`` workflow."""
     from medseg.models.maskrcnn.builder import class_to_label
 
-    window = list(resolved.patch_size)
-    if resolved.spatial_dims == 2:
-        window.insert(resolved.slice_axis, 1)
     return InstanceSettings(
-        window=tuple(window),  # type: ignore[arg-type]
+        window=resolved.volume_patch,
         spatial_dims=resolved.spatial_dims,
         slice_axis=resolved.slice_axis,
         overlap=resolved.infer.overlap,
-        sw_batch_size=int(resolved.infer.sw_batch_size),
+        sw_batch_size=resolved.infer.sw_batch_size,
         class_labels=class_to_label(resolved),
         instances=resolved.instances,
     )
@@ -100,8 +99,8 @@ class InstanceMap:
     scores: list[float]
 
     def semantic(self) -> npt.NDArray[np.unsignedinteger]:
-        """Label map ``(X, Y, Z)`` (uint8, uint16 for labels > 255): instances' label values."""
-        dtype = np.uint8 if max(self.labels, default=0) < 256 else np.uint16
+        """Label map ``(X, Y, Z)`` (:func:`~medseg.labelmaps.label_dtype`): instances' labels."""
+        dtype = label_dtype(max(self.labels, default=0))
         return np.asarray([0, *self.labels], dtype=dtype)[self.instance_map]
 
     def predicted(self) -> PredictedInstances:
@@ -157,7 +156,7 @@ def predict_instances(
         if settings.spatial_dims == 2:
             batch = batch.squeeze(2 + settings.slice_axis)
         for model in models:
-            with torch.autocast(image.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            with autocast(image.device, amp_dtype):
                 outputs = model(batch)
             for start, output in zip(chunk, outputs, strict=True):
                 detections += _window_detections(

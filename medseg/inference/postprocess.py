@@ -1,7 +1,8 @@
 """Post-processing of label maps on the source grid (numpy/scipy, no torch).
 
 Order: fill holes (per class), keep the largest component (named classes), remove components
-under ``min_volume_mm3``. Components use 26-connectivity in 3D (face, edge and corner neighbours).
+under ``min_volume_mm3``. Components are :func:`~medseg.labelmaps.label_components`'s
+(26-connectivity in 3D: face, edge and corner neighbours).
 """
 
 from __future__ import annotations
@@ -13,8 +14,7 @@ import numpy.typing as npt
 from scipy import ndimage
 
 from medseg.config.schema import PostprocessConfig
-
-STRUCTURE = np.ones((3, 3, 3), dtype=bool)
+from medseg.labelmaps import label_components
 
 
 def remove_small_components(
@@ -34,7 +34,7 @@ def remove_small_components(
     for value in np.unique(labels):
         if value == 0:
             continue
-        components, _ = ndimage.label(labels == value, structure=STRUCTURE)
+        components, _ = label_components(labels == value)
         sizes = np.bincount(components.ravel())
         small = np.flatnonzero(sizes * voxel_mm3 < min_volume_mm3)
         small = small[small > 0]
@@ -49,7 +49,7 @@ def keep_largest_component(
     """For each class in ``values``, keep only its largest connected component."""
     out = labels.copy()
     for value in values:
-        components, n = ndimage.label(labels == value, structure=STRUCTURE)
+        components, n = label_components(labels == value)
         if n > 1:
             sizes = np.bincount(components.ravel())
             sizes[0] = 0

@@ -1,49 +1,50 @@
 """``Predictor``: load a trained run once, segment volumes on their source grid.
 
-``predict(volume)``: training preprocessing (orientation, spacing, normalisation) ->
-sliding-window inference (foreground crop, empty windows skipped, optional flip TTA) -> mean over
-folds -> probabilities inverted to the source grid with MONAI's ``Invertd`` -> arg-max ->
-post-processing. On CUDA probabilities accumulate on the device in half precision and only the
-label map returns to the host.
+``Predictor.from_run(run_dir)`` loads every fold's checkpoint (:mod:`medseg.run_folder`,
+``weights_only``). :meth:`Predictor.predict` reads the scan, refuses one unlike the training
+data, and hands it to the prediction function of the workflow's ``task.kind``
+(:data:`PREDICT_FNS`): :func:`~medseg.inference.semantic.predict_semantic` for U-Nets,
+:func:`~medseg.inference.instance_outputs.predict_instance_case` for Mask R-CNN. Each returns a
+:class:`~medseg.inference.prediction.Prediction` on the source grid.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Hashable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from monai.transforms import Compose, Invertd
 from torch import nn
 
-from medseg.config.schema import ResolvedWorkflow
+from medseg.config.schema import ResolvedWorkflow, TaskKind
 from medseg.errors import CheckpointError, DataError
-from medseg.inference.postprocess import postprocess
-from medseg.inference.windows import (
-    labels_from_probabilities,
-    plain_tensor,
-    predict_probabilities,
-    tta_volume_axes,
-    window_settings,
-)
+from medseg.inference.instance_outputs import predict_instance_case
+from medseg.inference.prediction import Ensemble, Prediction
+from medseg.inference.semantic import predict_semantic
 from medseg.io.atomic import file_sha256
 from medseg.io.read import VolumeRef, read_volume
 from medseg.io.volume import Volume
 from medseg.models.registry import build_model
-from medseg.training.checkpoint import BEST, LAST, load_checkpoint, versions
-from medseg.training.distributed import DistInfo, select_device
-from medseg.transforms.load import metatensor_like, volume_to_metatensor
-from medseg.transforms.pipelines import IMAGE, preprocess_transforms
+from medseg.models.runtime import select_device
+from medseg.run_folder import checkpoint_path, fold_dirs, load_checkpoint, versions
 from medseg.types import PathLike
 
+__all__ = ["PREDICT_FNS", "CheckpointInfo", "Prediction", "Predictor"]
+
 logger = logging.getLogger(__name__)
-PRED = "pred"
 SPACING_TOLERANCE = 8.0
+
+PredictFn = Callable[[Ensemble, Volume, bool | None], Prediction]
+PREDICT_FNS: dict[TaskKind, PredictFn] = {
+    "semantic": predict_semantic,
+    "instance": predict_instance_case,
+}
+"""``task.kind`` -> ``(ensemble, volume, tta) -> Prediction`` on the source grid."""
 
 
 @dataclass(frozen=True)
@@ -53,37 +54,24 @@ class CheckpointInfo:
     fold: int
 
 
-@dataclass
-class Prediction:
-    """Result of :meth:`Predictor.predict`: the label map on the source grid.
+def _load_fold(
+    path: Path, device: torch.device, first: ResolvedWorkflow | None
+) -> tuple[ResolvedWorkflow, nn.Module, CheckpointInfo]:
+    """One fold's workflow and network (on ``device``, eval mode) from its checkpoint.
 
-    Mask R-CNN runs also fill ``instance_map`` (ids, source grid) and ``instances`` (one record
-    per id, see :mod:`medseg.inference.instance_outputs`).
+    Raises:
+        CheckpointError: unreadable, or planned from other data than the first fold.
     """
-
-    labels: Volume
-    seconds: float
-    instances: list[dict[str, Any]] = field(default_factory=list)
-    instance_map: Volume | None = None
-
-
-def _fold_dirs(run_dir: Path, folds: Sequence[int] | None) -> list[Path]:
-    found = sorted(
-        run_dir.glob("fold_*"),
-        key=lambda p: int(p.name.split("_")[1]) if p.name.split("_")[1].isdigit() else -1,
-    )
-    if folds is not None:
-        found = [run_dir / f"fold_{k}" for k in folds]
-    return [d for d in found if d.is_dir()]
-
-
-def _checkpoint(fold_dir: Path, which: str) -> Path:
-    best, last = fold_dir / BEST, fold_dir / LAST
-    if which == "best" and best.is_file():
-        return best
-    if last.is_file():
-        return last
-    raise CheckpointError(f"no {which} checkpoint", path=fold_dir)
+    data = load_checkpoint(path, map_location="cpu")
+    config = ResolvedWorkflow.model_validate(data["resolved_workflow"])
+    if first is not None and config.plan.fingerprint_sha256 != first.plan.fingerprint_sha256:
+        raise CheckpointError(
+            f"{path.parent.name} was planned from other data than the first fold", path=path
+        )
+    model = build_model(config)
+    model.load_state_dict(data["model"])
+    info = CheckpointInfo(str(path), file_sha256(path), int(data.get("fold", 0)))
+    return config, model.to(device).eval(), info
 
 
 class Predictor:
@@ -98,13 +86,30 @@ class Predictor:
         checkpoints: Sequence[CheckpointInfo],
         run_dir: Path | None = None,
     ) -> None:
-        self.resolved = resolved
-        self.models = list(models)
-        self.device = device
+        self.ensemble = Ensemble(resolved, tuple(models), device)
         self.checkpoints = list(checkpoints)
         self.run_dir = run_dir
-        self.settings = window_settings(resolved)
-        self.label_names = {int(k): v for k, v in resolved.plan.labels.items()}
+
+    @property
+    def resolved(self) -> ResolvedWorkflow:
+        return self.ensemble.resolved
+
+    @resolved.setter
+    def resolved(self, value: ResolvedWorkflow) -> None:
+        self.ensemble = replace(self.ensemble, resolved=value)
+
+    @property
+    def label_names(self) -> dict[int, str]:
+        """Label value -> class name."""
+        return {int(k): v for k, v in self.resolved.plan.labels.items()}
+
+    @property
+    def models(self) -> list[nn.Module]:
+        return list(self.ensemble.models)
+
+    @property
+    def device(self) -> torch.device:
+        return self.ensemble.device
 
     @classmethod
     def from_run(
@@ -121,31 +126,21 @@ class Predictor:
             CheckpointError: no checkpoints, or folds planned differently.
         """
         root = Path(run_dir)
-        dirs = _fold_dirs(root, folds)
+        dirs = fold_dirs(root, folds)
         if not dirs:
             raise CheckpointError(
                 "no fold_* folders with checkpoints",
                 path=root,
                 hint="train first: medseg train WORKFLOW.yaml",
             )
-        dev = select_device(device, DistInfo())
-        models, infos, resolved = [], [], None
+        dev = select_device(device)
+        resolved: ResolvedWorkflow | None = None
+        models, infos = [], []
         for fold_dir in dirs:
-            path = _checkpoint(fold_dir, checkpoint)
-            data = load_checkpoint(path, map_location="cpu")
-            config = ResolvedWorkflow.model_validate(data["resolved_workflow"])
-            if (
-                resolved is not None
-                and config.plan.fingerprint_sha256 != resolved.plan.fingerprint_sha256
-            ):
-                raise CheckpointError(
-                    f"{fold_dir.name} was planned from other data than {dirs[0].name}", path=path
-                )
+            config, model, info = _load_fold(checkpoint_path(fold_dir, checkpoint), dev, resolved)
             resolved = resolved or config
-            model = build_model(config)
-            model.load_state_dict(data["model"])
-            models.append(model.to(dev).eval())
-            infos.append(CheckpointInfo(str(path), file_sha256(path), int(data.get("fold", 0))))
+            models.append(model)
+            infos.append(info)
         assert resolved is not None
         logger.info("loaded %d model(s) from %s on %s", len(models), root, dev)
         return cls(resolved, models, device=dev, checkpoints=infos, run_dir=root)
@@ -164,52 +159,6 @@ class Predictor:
             "versions": versions(),
             "device": str(self.device),
         }
-
-    def _accumulate_dtype(self) -> torch.dtype:
-        return torch.float16 if self.device.type == "cuda" else torch.float32
-
-    @torch.no_grad()
-    def probabilities(self, image: torch.Tensor, *, tta: bool | None = None) -> torch.Tensor:
-        """Mean softmax over folds ``[K, *S]`` (on the device) for a preprocessed ``[C, *S]``."""
-        use_tta = self.resolved.infer.tta if tta is None else tta
-        axes = tta_volume_axes(self.resolved) if use_tta else []
-        source = plain_tensor(image).to(self.device)
-        total = None
-        amp = (
-            torch.autocast("cuda", dtype=torch.float16)
-            if self.device.type == "cuda"
-            else torch.autocast("cpu", enabled=False)
-        )
-        with amp:
-            for model in self.models:
-                probs = predict_probabilities(
-                    model,
-                    source,
-                    self.settings,
-                    num_classes=self.resolved.num_classes,
-                    tta_axes=axes,
-                    accumulate_dtype=self._accumulate_dtype(),
-                )
-                total = probs if total is None else total + probs
-        assert total is not None
-        return total / len(self.models)
-
-    def preprocess(self, volume: Volume) -> tuple[dict[Hashable, Any], Compose]:
-        """The training preprocessing applied to an in-memory volume (invertible Compose)."""
-        compose = preprocess_transforms(self.resolved, root=None, with_label=False, load=False)
-        data = compose({IMAGE: volume_to_metatensor(volume, dtype=np.float32)})
-        return data, compose
-
-    def invert(
-        self, data: dict[Hashable, Any], compose: Compose, probs: torch.Tensor
-    ) -> np.ndarray:
-        """Probabilities back on the source grid (``Invertd``, linear), then arg-max (host)."""
-        image = data[IMAGE]
-        data[PRED] = metatensor_like(probs, image)
-        inverted = Invertd(
-            keys=PRED, transform=compose, orig_keys=IMAGE, nearest_interp=False, to_tensor=True
-        )(data)[PRED]
-        return labels_from_probabilities(plain_tensor(inverted))
 
     def check_compatible(self, volume: Volume) -> None:
         """Refuse scans unlike the training data (other modality, spacing off by > 8x).
@@ -239,23 +188,15 @@ class Predictor:
     def predict(
         self, source: Volume | VolumeRef, *, root: PathLike | None = None, tta: bool | None = None
     ) -> Prediction:
-        """Segment one scan; the label map has exactly the source's shape and affine."""
+        """Segment one scan; the label map has exactly the source's shape and affine.
+
+        ``tta``: flip test-time augmentation (None: the workflow's ``infer.tta``; Mask R-CNN
+        runs take none).
+        """
         start = time.perf_counter()
         volume = source if isinstance(source, Volume) else read_volume(source, root=root)
         self.check_compatible(volume)
-        data, compose = self.preprocess(volume)
-        if self.resolved.task.kind == "instance":  # Mask R-CNN: no TTA, instances on the side
-            from medseg.inference.instance_outputs import predict_instance_case
-
-            return predict_instance_case(self, volume, data, compose, start)
-        probs = self.probabilities(data[IMAGE], tta=tta)
-        labels = self.invert(data, compose, probs)
-        if labels.shape != volume.shape:
-            raise RuntimeError(f"inverted label map {labels.shape} != source {volume.shape}")
-        labels = postprocess(
-            labels,
-            spacing=volume.spacing,
-            config=self.resolved.postprocess,
-            label_names=self.resolved.plan.labels,
-        )
-        return Prediction(volume.with_array(labels, kind="label"), time.perf_counter() - start)
+        prediction = PREDICT_FNS[self.resolved.task.kind](self.ensemble, volume, tta)
+        if prediction.labels.shape != volume.shape:
+            raise RuntimeError(f"label map {prediction.labels.shape} != source {volume.shape}")
+        return replace(prediction, seconds=time.perf_counter() - start)

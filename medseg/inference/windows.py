@@ -24,6 +24,8 @@ import torch.nn.functional as F
 from monai.data.utils import compute_importance_map, dense_patch_slices
 
 from medseg.config.schema import ResolvedWorkflow
+from medseg.inference.tta import flip_sets
+from medseg.labelmaps import label_dtype
 
 Network = Callable[[torch.Tensor], torch.Tensor]
 FOREGROUND_STRIDE = 4
@@ -64,17 +66,14 @@ def plain_tensor(tensor: torch.Tensor) -> torch.Tensor:
 
 def window_settings(resolved: ResolvedWorkflow, **overrides: object) -> WindowSettings:
     """Settings from a resolved workflow's ``infer`` section (keyword overrides win)."""
-    patch = list(resolved.patch_size)
-    if resolved.spatial_dims == 2:
-        patch.insert(resolved.slice_axis, 1)
     infer = resolved.infer
     values: dict[str, object] = {
-        "window": tuple(patch),
+        "window": resolved.volume_patch,
         "spatial_dims": resolved.spatial_dims,
         "slice_axis": resolved.slice_axis,
         "overlap": infer.overlap,
         "blend": infer.blend,
-        "sw_batch_size": int(infer.sw_batch_size),
+        "sw_batch_size": infer.sw_batch_size,
         "crop_foreground": infer.crop_foreground,
         "foreground_rule": "above_min"
         if resolved.preprocess.intensity.scheme in ("ct", "ct_window")
@@ -271,14 +270,6 @@ def sliding_window_logits(
     return _unpad(logits, pad), _unpad(covered[None], pad)[0]
 
 
-def _flip_sets(axes: Sequence[int]) -> list[list[int]]:
-    """Every subset of ``axes`` (the identity first): 2**len(axes) test-time flips."""
-    sets: list[list[int]] = [[]]
-    for axis in axes:
-        sets += [[*s, axis] for s in sets]
-    return sets
-
-
 def predict_probabilities(
     network: Network,
     image: torch.Tensor,
@@ -292,7 +283,8 @@ def predict_probabilities(
 
     Crops to the foreground box and skips empty windows as the settings say; everything outside
     the computed windows is background (probability 1 for class 0). With ``tta_axes`` (volume
-    axes), probabilities are averaged over every combination of flips.
+    axes, :mod:`medseg.inference.tta`), probabilities are averaged over every combination of
+    flips.
     """
     shape = image.shape[1:]
     box: tuple[slice, ...] = tuple(slice(0, n) for n in shape)
@@ -310,7 +302,7 @@ def predict_probabilities(
     crop = image[_channels(box)]
     offset = [s.start for s in box]
     total = torch.zeros((num_classes, *crop.shape[1:]), dtype=accumulate_dtype, device=image.device)
-    flips = _flip_sets(tta_axes)
+    flips = flip_sets(tta_axes)
     for flip in flips:
         dims = [1 + a for a in flip]
         source = crop.flip(dims) if dims else crop
@@ -334,22 +326,13 @@ def predict_probabilities(
     return probs
 
 
-def tta_volume_axes(resolved: ResolvedWorkflow) -> list[int]:
-    """Volume axes to flip for test-time augmentation (the training flip axes, mapped)."""
-    axes: list[int] = list(resolved.train.augmentation.flip_axes)  # type: ignore[arg-type]
-    if resolved.spatial_dims == 3:
-        return axes
-    in_plane = [a for a in range(3) if a != resolved.slice_axis]
-    return [in_plane[a] for a in axes if a < 2]
-
-
 def argmax_channels(probs: torch.Tensor) -> torch.Tensor:
     """Arg-max over the class axis of ``[K, *S]`` (first maximum wins), on the same device.
 
     A running comparison over the few classes is several times faster than ``torch.argmax``
     along a leading, strided axis for large volumes.
     """
-    dtype = torch.uint8 if probs.shape[0] < 256 else torch.int16
+    dtype = torch.uint8 if label_dtype(probs.shape[0] - 1) is np.uint8 else torch.int16
     labels = torch.zeros(probs.shape[1:], dtype=dtype, device=probs.device)
     best = probs[0].clone()
     for k in range(1, probs.shape[0]):
@@ -360,6 +343,6 @@ def argmax_channels(probs: torch.Tensor) -> torch.Tensor:
 
 
 def labels_from_probabilities(probs: torch.Tensor) -> np.ndarray:
-    """Arg-max label map ``(X, Y, Z)`` (uint8/uint16) on the host."""
+    """Arg-max label map ``(X, Y, Z)`` on the host (:func:`~medseg.labelmaps.label_dtype`)."""
     labels = argmax_channels(probs).to("cpu").numpy()
-    return labels.astype(np.uint8 if probs.shape[0] < 256 else np.uint16)
+    return labels.astype(label_dtype(probs.shape[0] - 1))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from medseg.types import Affine
+from medseg.types import Affine, Spacing
 
 LPS_TO_RAS: Affine = np.diag([-1.0, -1.0, 1.0, 1.0])
 """Flip of the first two world axes; its own inverse (LPS <-> RAS)."""
@@ -69,7 +69,7 @@ def slice_normal(orientation: npt.ArrayLike) -> npt.NDArray[np.float64]:
     return normal / np.linalg.norm(normal)
 
 
-def spacing_from_affine(affine: npt.ArrayLike) -> tuple[float, float, float]:
+def spacing_from_affine(affine: npt.ArrayLike) -> Spacing:
     """Voxel size in mm along each array axis (norms of the affine's first three columns)."""
     a = np.asarray(affine, dtype=np.float64)
     return tuple(float(v) for v in np.linalg.norm(a[:3, :3], axis=0))  # type: ignore[return-value]

@@ -22,6 +22,7 @@ from medseg.io import qc
 from medseg.io.dicom_header import UNCOMPRESSED, DicomHeader
 from medseg.io.geometry import dicom_affine_lps, slice_normal
 from medseg.io.qc import Issue
+from medseg.types import Spacing
 
 LOCALIZER_TYPES = {"LOCALIZER", "SCOUT", "SURVIEW", "TOPOGRAM"}
 OPHTHALMIC_MODALITIES = {"OPT", "OP", "OPTBSV", "OPTENF"}
@@ -79,7 +80,7 @@ class SeriesInfo:
         return sorted({h.path.parent for h in self.headers})
 
     @property
-    def spacing(self) -> tuple[float, float, float] | None:
+    def spacing(self) -> Spacing | None:
         """Voxel size (mm) along ``(X, Y, Z)`` of the volume as read (uniform slices)."""
         if self.affine_lps is None:
             return None

@@ -14,7 +14,7 @@ from medseg.io.geometry import (
     spacing_from_affine,
     world_to_voxel,
 )
-from medseg.types import Affine
+from medseg.types import Affine, Spacing
 
 
 @dataclass(frozen=True, eq=False)
@@ -47,7 +47,7 @@ class Volume:
         return tuple(int(s) for s in self.array.shape)  # type: ignore[return-value]
 
     @property
-    def spacing(self) -> tuple[float, float, float]:
+    def spacing(self) -> Spacing:
         """Voxel size in mm along the array axes."""
         return spacing_from_affine(self.affine)
 

@@ -67,6 +67,12 @@ class BuildSummary:
     files_seen: int = 0
     skipped: list[SkippedItem] = field(default_factory=list)
 
+    def count(self, cases: Sequence[Case]) -> None:
+        """Fill the patient, study, case and labelled counts from the final cases."""
+        self.patients = len({c.patient_id for c in cases})
+        self.studies = len({(c.patient_id, c.study_date) for c in cases})
+        self.cases, self.labelled = len(cases), sum(1 for c in cases if c.label)
+
     @property
     def skipped_reasons(self) -> Counter[str]:
         """How many items were skipped for each reason kind (text before the first colon)."""
@@ -352,6 +358,49 @@ def discover_candidates(
     return candidates, summary
 
 
+def _patient_regex(patient_pattern: str | None) -> re.Pattern[str] | None:
+    """``--patient-pattern`` compiled; it must have a ``(?P<patient>...)`` group."""
+    try:
+        pattern = re.compile(patient_pattern) if patient_pattern else None
+    except re.error as err:
+        raise ConfigError(f"invalid --patient-pattern: {err}") from err
+    if pattern is not None and "patient" not in pattern.groupindex:
+        raise ConfigError("--patient-pattern needs a named group (?P<patient>...)")
+    return pattern
+
+
+def _scan(
+    root: Path,
+    labels_path: Path | None,
+    pairs_csv: PathLike | None,
+    pattern: re.Pattern[str] | None,
+    summary: BuildSummary,
+    masks_dir: Path,
+) -> tuple[list[Candidate], dict[str, Path]]:
+    """The scans (from the pairs CSV, or discovered) and their label maps by case id
+    (per-B-scan vendor masks become NIfTI label maps in ``masks_dir``).
+
+    Raises:
+        DataError: no usable scan.
+    """
+    if pairs_csv is not None:
+        candidates, labels = read_pairs(Path(pairs_csv), root, summary.skipped)
+    else:
+        candidates, _ = discover_candidates(
+            root, labels_dir=labels_path, pattern=pattern, summary=summary
+        )
+        labels = _match_labels(candidates, labels_path, summary.skipped) if labels_path else {}
+        if labels_path is not None:
+            labels |= vendor.vendor_mask_labels(
+                candidates, labels_path, labels, masks_dir, summary.skipped
+            )
+    if not candidates:
+        raise DataError(
+            "no usable scans found", path=root, hint="see the skipped files listed above"
+        )
+    return candidates, labels
+
+
 def build_manifest(
     scan_dir: PathLike,
     output: PathLike,
@@ -376,7 +425,8 @@ def build_manifest(
         name: manifest name (default: output file stem).
         labels_dir: folder of label maps named by the pairing rules.
         pairs_csv: explicit ``image,label[,case_id,patient_id,study_date,laterality]`` CSV.
-        n_folds: patient-level cross-validation folds.
+        n_folds: patient-level cross-validation folds (ignored without labels: an
+            inference-only manifest puts every case in the test split, ``n_folds`` 1).
         seed: fold shuffling seed.
         test_fraction: fraction of labelled patients held out as the test split.
         label_names: ``{value: name}`` (default: ``labels.json`` in ``labels_dir``).
@@ -392,29 +442,11 @@ def build_manifest(
     labels_path = None if labels_dir is None else Path(labels_dir).resolve()
     if labels_path is not None and pairs_csv is not None:
         raise ConfigError("give either --labels or --pairs, not both")
-    try:
-        pattern = re.compile(patient_pattern) if patient_pattern else None
-    except re.error as err:
-        raise ConfigError(f"invalid --patient-pattern: {err}") from err
-    if pattern is not None and "patient" not in pattern.groupindex:
-        raise ConfigError("--patient-pattern needs a named group (?P<patient>...)")
     summary = BuildSummary()
-    if pairs_csv is not None:
-        candidates, labels = read_pairs(Path(pairs_csv), root, summary.skipped)
-    else:
-        candidates, _ = discover_candidates(
-            root, labels_dir=labels_path, pattern=pattern, summary=summary
-        )
-        labels = _match_labels(candidates, labels_path, summary.skipped) if labels_path else {}
-        if labels_path is not None:
-            masks_dir = Path(output).resolve().parent / f"{Path(output).stem}_labels"
-            labels |= vendor.vendor_mask_labels(
-                candidates, labels_path, labels, masks_dir, summary.skipped
-            )
-    if not candidates:
-        raise DataError(
-            "no usable scans found", path=root, hint="see the skipped files listed above"
-        )
+    masks_dir = Path(output).resolve().parent / f"{Path(output).stem}_labels"
+    candidates, labels = _scan(
+        root, labels_path, pairs_csv, _patient_regex(patient_pattern), summary, masks_dir
+    )
     names, lesions = _label_names(labels_path, label_names, lesion_labels)
     if len(names) == 1 and labels:
         names = _infer_label_names(labels.values())
@@ -431,13 +463,11 @@ def build_manifest(
         data_root=_relative(root, out_dir),
         labels=names,
         lesion_labels=lesions,
-        n_folds=n_folds,
+        n_folds=n_folds if labels else 1,  # inference only: no folds
         cases=cases,
         skipped=summary.skipped,
     )
-    summary.patients = len({c.patient_id for c in cases})
-    summary.studies = len({(c.patient_id, c.study_date) for c in cases})
-    summary.cases, summary.labelled = len(cases), sum(1 for c in cases if c.label)
+    summary.count(cases)
     logger.info(
         "manifest %s: %d cases (%d labelled), %d skipped",
         manifest.name,

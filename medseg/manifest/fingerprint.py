@@ -15,12 +15,12 @@ from pathlib import Path
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
-from scipy import ndimage
 
 from medseg.io.atomic import write_text_atomic
 from medseg.io.volume import Volume
+from medseg.labelmaps import label_components
 from medseg.manifest.schema import Case, Manifest
-from medseg.types import PathLike
+from medseg.types import PathLike, Spacing
 
 logger = logging.getLogger(__name__)
 FINGERPRINT_SCHEMA_VERSION = 1
@@ -57,7 +57,7 @@ class LesionStats(_Model):
 class CaseFingerprint(_Model):
     case_id: str
     shape: tuple[int, int, int]
-    spacing: tuple[float, float, float]
+    spacing: Spacing
     label_voxels: dict[str, int]
 
 
@@ -69,9 +69,9 @@ class Fingerprint(_Model):
     n_cases: int
     modality: str
     channels: list[str]
-    median_spacing: tuple[float, float, float]
+    median_spacing: Spacing
     median_shape: tuple[int, int, int]
-    spacings: list[tuple[float, float, float]]
+    spacings: list[Spacing]
     shapes: list[tuple[int, int, int]]
     foreground_intensity: dict[str, IntensityStats]
     image_intensity: dict[str, IntensityStats]
@@ -91,7 +91,7 @@ class Fingerprint(_Model):
         return cls.model_validate_json(Path(path).read_text(encoding="utf-8"))
 
 
-def oriented(volume: Volume) -> tuple[tuple[int, int, int], tuple[float, float, float]]:
+def oriented(volume: Volume) -> tuple[tuple[int, int, int], Spacing]:
     """Shape and spacing in the axis order of the volume reoriented to RAS."""
     import nibabel.orientations as nio
 
@@ -126,7 +126,7 @@ def _sample(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def _lesion_volumes(label: np.ndarray, value: int, voxel_mm3: float) -> list[float]:
-    components, n = ndimage.label(label == value)
+    components, n = label_components(label == value)
     if n == 0:
         return []
     counts = np.bincount(components.ravel())[1:]

@@ -20,10 +20,11 @@ def assign_splits(
     Patients (not series) are shuffled with ``seed``; the first ``ceil(test_fraction x patients)``
     labelled patients form the test split; the others are assigned greedily to the fold with the
     fewest cases so folds stay balanced. Unlabelled cases go to the test split (inference only).
-    A patient is never in two folds, nor in both splits.
+    A patient is never in two folds, nor in both splits. Without any labelled case (an
+    inference-only manifest) every case goes to the test split and no fold is needed.
 
     Raises:
-        ConfigError: fewer labelled training patients than folds.
+        ConfigError: some labelled patients, but fewer labelled training patients than folds.
     """
     if not 0.0 <= test_fraction < 1.0:
         raise ConfigError(f"--test-fraction must be in [0, 1), got {test_fraction}")
@@ -31,6 +32,8 @@ def assign_splits(
     for case in cases:
         by_patient[case.patient_id].append(case)
     labelled = sorted(p for p, cs in by_patient.items() if any(c.label for c in cs))
+    if not labelled:
+        return [c.model_copy(update={"split": "test", "fold": None}) for c in cases]
     order = list(np.random.default_rng(seed).permutation(len(labelled)))
     shuffled = [labelled[i] for i in order]
     n_test = math.ceil(test_fraction * len(shuffled)) if test_fraction > 0 else 0

@@ -348,13 +348,13 @@ def build_deeplabv3plus(resolved: ResolvedWorkflow) -> DeepLabV3Plus:
     a clear message.
     """
     m = resolved.model
-    options = resolve_options("deeplabv3plus", m.options, base=int(m.base_filters))
+    options = resolve_options("deeplabv3plus", m.options, base=m.base_filters)
     return DeepLabV3Plus(
         resolved.spatial_dims,
         resolved.plan.in_channels,
         resolved.num_classes,
-        m.kernels,  # type: ignore[arg-type]
-        m.strides,  # type: ignore[arg-type]
-        filters_for(4, int(m.base_filters), int(m.max_filters)),
+        m.kernels,
+        m.strides,
+        filters_for(4, m.base_filters, m.max_filters),
         **options,
     )

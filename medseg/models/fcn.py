@@ -150,19 +150,17 @@ def build_fcn(resolved: ResolvedWorkflow) -> FCN:
     a hand-edited ``resolved_workflow.yaml`` fails with a clear message.
     """
     m = resolved.model
-    strides: list[list[int]] = m.strides  # type: ignore[assignment]
-    kernels: list[list[int]] = m.kernels  # type: ignore[assignment]
-    filters = filters_for(len(strides), int(m.base_filters), int(m.max_filters))
+    filters = filters_for(len(m.strides), m.base_filters, m.max_filters)
     options: dict[str, Any] = resolve_options(
-        "fcn", m.options, base=int(m.base_filters), deepest=filters[-1]
+        "fcn", m.options, base=m.base_filters, deepest=filters[-1]
     )
-    check_skips(options, m.options, len(strides))
+    check_skips(options, m.options, len(m.strides))
     return FCN(
         resolved.spatial_dims,
         resolved.plan.in_channels,
         resolved.num_classes,
-        kernels,
-        strides,
+        m.kernels,
+        m.strides,
         filters,
         **options,
     )

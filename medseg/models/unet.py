@@ -19,13 +19,13 @@ def build_dynunet(resolved: ResolvedWorkflow) -> nn.Module:
     from monai.networks.nets import DynUNet
 
     m = resolved.model
-    strides: list[list[int]] = m.strides  # type: ignore[assignment]
+    strides: list[list[int]] = m.strides
     options: dict[str, Any] = {"res_block": False, **m.options}
     return DynUNet(
         spatial_dims=resolved.spatial_dims,
         in_channels=resolved.plan.in_channels,
         out_channels=resolved.num_classes,
-        kernel_size=m.kernels,  # type: ignore[arg-type]
+        kernel_size=m.kernels,
         strides=strides,
         upsample_kernel_size=strides[1:],
         filters=filters_for(len(strides), int(m.base_filters), int(m.max_filters)),

@@ -146,7 +146,7 @@ def build_patient_report(
 
     Args:
         patient_id: pseudonymous patient id (never a name).
-        studies: measured (or failed/skipped) studies of this patient, any order.
+        studies: measured (or failed / not predicted) studies of this patient, any order.
         labels: class value (as string) -> name, as in manifests.
         lesion_labels: declared lesion classes (may be empty when unknown).
         provenance: the prediction run and report provenance.

@@ -1,23 +1,32 @@
 """Read what the report stage starts from: a prediction folder, its run report, an optional
 manifest or image folder, and an optional evaluation folder.
 
-The prediction folder (written by ``medseg predict``) holds ``<case_id>.nii.gz`` label maps,
-optionally ``<case_id>_instances.nii.gz`` + ``<case_id>.json`` (instances with scores), and
-``run_report.json``. Every field of the run report is optional: missing case metadata falls back
-to the manifest given with ``--images``, then to defaults (patient = case id, study date unknown,
-numeric class names, every foreground class a lesion class).
+The prediction folder (written by ``medseg predict``, or another tool) holds ``<case_id>`` label
+maps in any format of :mod:`medseg.io.label_files` (NIfTI, MHA, NRRD, Slicer ``.seg.nrrd``, DICOM
+SEG; nnU-Net's ``case.nii.gz`` names included), optionally ``<case_id>_instances.nii.gz`` +
+``<case_id>.json`` (instances with scores), and ``run_report.json``. Every field of the run
+report is optional: missing case metadata falls back to the manifest given with ``--images``,
+then to defaults (patient = case id, study date unknown, numeric class names, every foreground
+class a lesion class).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from medseg.artifacts import (
+    RUN_REPORT,
+    CaseResult,
+    PredictStatus,
+    RunReport,
+    read_instances_file,
+    read_run_report,
+)
 from medseg.errors import ConfigError, DataError
-from medseg.io.atomic import PARTIAL_TAG
+from medseg.io.label_files import label_map_files
 from medseg.io.read import DicomSeriesRef
 from medseg.manifest.schema import Case, Manifest, load_manifest
 from medseg.reports.measure import InstanceInfo
@@ -25,9 +34,10 @@ from medseg.types import PathLike
 
 logger = logging.getLogger(__name__)
 
-RUN_REPORT = "run_report.json"
 INSTANCES_SUFFIX = "_instances"
 _IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".dcm")
+_IMAGE_SUBFOLDERS = ("images", "imagesTr", "imagesTs")
+NNUNET_FIRST_CHANNEL = "_0000"
 
 ImageRef = str | DicomSeriesRef
 
@@ -46,7 +56,7 @@ class CaseSource:
     instances_json: Path | None = None
     image: ImageRef | None = None
     image_root: Path | None = None
-    status: str = "done"
+    status: PredictStatus = "done"
     error: str | None = None
 
 
@@ -58,7 +68,7 @@ class PredictionSet:
     cases: list[CaseSource]
     label_names: dict[int, str]
     lesion_labels: list[int] | None
-    run_report: dict[str, Any] = field(default_factory=dict)
+    run_report: RunReport = field(default_factory=RunReport)
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -70,32 +80,25 @@ class PredictionSet:
         return groups
 
 
-def _read_run_report(pred_dir: Path, warnings: list[str]) -> dict[str, Any]:
+def _read_run_report(pred_dir: Path, warnings: list[str]) -> RunReport:
     path = pred_dir / RUN_REPORT
     if not path.is_file():
         warnings.append(f"no {RUN_REPORT} in the prediction folder; provenance unknown")
-        return {}
+        return RunReport()
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        warnings.append(f"{RUN_REPORT} is unreadable ({err}); ignored")
-        return {}
-    if not isinstance(data, dict):
-        warnings.append(f"{RUN_REPORT} is not a JSON object; ignored")
-        return {}
-    return data
+        return read_run_report(path)
+    except DataError as err:
+        warnings.append(f"{RUN_REPORT} ignored: {err.message}")
+        return RunReport()
 
 
-def _discovered_case_ids(pred_dir: Path) -> list[str]:
-    ids = []
-    for path in sorted(pred_dir.iterdir()):
-        name = path.name
-        if PARTIAL_TAG in name or name.startswith(".") or not path.is_file():
-            continue
-        stem = name.removesuffix(".nii.gz") if name.endswith(".nii.gz") else None
-        if stem and not stem.endswith(INSTANCES_SUFFIX):
-            ids.append(stem)
-    return ids
+def _discovered_label_maps(pred_dir: Path) -> dict[str, Path]:
+    """Label maps of the folder by case id (any format of :mod:`medseg.io.label_files`)."""
+    return {
+        case_id: path
+        for case_id, path in label_map_files(pred_dir).items()
+        if not case_id.endswith(INSTANCES_SUFFIX)
+    }
 
 
 def _text(*values: Any) -> str | None:
@@ -123,28 +126,30 @@ def normalize_date(value: Any) -> str | None:
 
 
 def _find_image(folder: Path, case_id: str) -> str | None:
-    for base in (folder, folder / "images"):
-        for suffix in _IMAGE_SUFFIXES:
-            if (base / f"{case_id}{suffix}").is_file():
-                return str(base / f"{case_id}{suffix}")
+    """``<case_id>.<ext>``, nnU-Net's ``<case_id>_0000.<ext>`` or a ``<case_id>/`` folder."""
+    for base in (folder, *(folder / sub for sub in _IMAGE_SUBFOLDERS)):
+        for name in (case_id, f"{case_id}{NNUNET_FIRST_CHANNEL}"):
+            for suffix in _IMAGE_SUFFIXES:
+                if (base / f"{name}{suffix}").is_file():
+                    return str(base / f"{name}{suffix}")
         if (base / case_id).is_dir():
             return str(base / case_id)
     return None
 
 
-def _output(pred_dir: Path, entry: dict[str, Any], key: str, default: str) -> Path | None:
-    outputs = entry.get("outputs") if isinstance(entry.get("outputs"), dict) else {}
-    name = outputs.get(key) if isinstance(outputs, dict) else None
-    path = pred_dir / str(name or default)
+def _output(pred_dir: Path, entry: CaseResult | None, key: str, default: str) -> Path | None:
+    name = entry.outputs.get(key) if entry is not None else None
+    path = pred_dir / (name or default)
     return path if (name or path.exists()) else None
 
 
 def _case_source(
     case_id: str,
-    entry: dict[str, Any],
+    entry: CaseResult | None,
     pred_dir: Path,
     manifest: Manifest | None,
     image_dir: Path | None,
+    found: Path | None = None,
 ) -> CaseSource:
     mcase: Case | None = None
     if manifest is not None:
@@ -155,22 +160,26 @@ def _case_source(
         image, root = mcase.images[manifest.channels[0]], manifest.root
     elif image_dir is not None:
         image = _find_image(image_dir, case_id)
-    if image is None and entry.get("source") and Path(str(entry["source"])).exists():
-        image = str(entry["source"])
-    labels_path = _output(pred_dir, entry, "labels", f"{case_id}.nii.gz")
+    source = entry.source if entry is not None and isinstance(entry.source, str) else ""
+    if image is None and source and Path(source).exists():
+        image = source
+    default = found.name if found is not None else f"{case_id}.nii.gz"
+    labels_path = _output(pred_dir, entry, "labels", default)
     return CaseSource(
         case_id=case_id,
-        patient_id=_text(entry.get("patient_id"), mcase and mcase.patient_id) or case_id,
-        study_date=normalize_date(_text(entry.get("study_date"), mcase and mcase.study_date)),
-        laterality=normalize_laterality(_text(entry.get("laterality"), mcase and mcase.laterality)),
-        modality=_text(entry.get("modality"), mcase and mcase.modality),
-        labels_path=labels_path or pred_dir / f"{case_id}.nii.gz",
+        patient_id=_text(entry and entry.patient_id, mcase and mcase.patient_id) or case_id,
+        study_date=normalize_date(_text(entry and entry.study_date, mcase and mcase.study_date)),
+        laterality=normalize_laterality(
+            _text(entry and entry.laterality, mcase and mcase.laterality)
+        ),
+        modality=_text(entry and entry.modality, mcase and mcase.modality),
+        labels_path=labels_path or pred_dir / default,
         instances_path=_output(pred_dir, entry, "instances", f"{case_id}{INSTANCES_SUFFIX}.nii.gz"),
         instances_json=_output(pred_dir, entry, "instances_json", f"{case_id}.json"),
         image=image,
         image_root=root,
-        status=str(entry.get("status") or "done"),
-        error=_text(entry.get("error")),
+        status=entry.status if entry is not None else "done",
+        error=entry.error if entry is not None else None,
     )
 
 
@@ -185,16 +194,16 @@ def _open_images(images: PathLike | None) -> tuple[Manifest | None, Path | None]
     return load_manifest(path), None
 
 
-def _label_names(run: dict[str, Any], manifest: Manifest | None) -> dict[int, str]:
-    raw = run.get("labels") if isinstance(run.get("labels"), dict) else None
-    raw = raw or (manifest.labels if manifest is not None else {})
+def _label_names(run: RunReport, manifest: Manifest | None) -> dict[int, str]:
+    if run.labels:
+        return run.label_names()
+    raw = manifest.labels if manifest is not None else {}
     return {int(k): str(v) for k, v in raw.items() if str(k).lstrip("-").isdigit()}
 
 
-def _lesion_labels(run: dict[str, Any], manifest: Manifest | None) -> list[int] | None:
-    values = run.get("lesion_labels")
-    if isinstance(values, list) and values:
-        return [int(v) for v in values]
+def _lesion_labels(run: RunReport, manifest: Manifest | None) -> list[int] | None:
+    if run.lesion_labels:
+        return list(run.lesion_labels)
     if manifest is not None and manifest.lesion_labels:
         return list(manifest.lesion_labels)
     return None
@@ -205,8 +214,10 @@ def load_prediction_set(pred_dir: PathLike, *, images: PathLike | None = None) -
 
     Args:
         pred_dir: folder written by ``medseg predict``.
-        images: a manifest JSON, or a folder holding ``<case_id>.nii.gz`` / ``<case_id>/``
-            images; tells where the source images are (and supplies missing metadata).
+        images: a manifest JSON, or a folder of the source images: ``<case_id>.nii.gz`` (also
+            ``.nii``, ``.nrrd``, ``.mha``, ``.dcm``), nnU-Net's ``<case_id>_0000.nii.gz`` (also
+            under ``images/``, ``imagesTr/``, ``imagesTs/``) or a ``<case_id>/`` folder; tells
+            where the source images are (and supplies missing metadata).
 
     Returns:
         :class:`PredictionSet`; cases listed in the run report come first, then label maps found
@@ -220,13 +231,14 @@ def load_prediction_set(pred_dir: PathLike, *, images: PathLike | None = None) -
     warnings: list[str] = []
     run = _read_run_report(folder, warnings)
     manifest, image_dir = _open_images(images)
-    entries = [e for e in run.get("cases") or [] if isinstance(e, dict) and e.get("case_id")]
-    by_id = {str(e["case_id"]): e for e in entries}
-    ids = list(dict.fromkeys([*by_id, *_discovered_case_ids(folder)]))
-    cases = [_case_source(i, by_id.get(i, {}), folder, manifest, image_dir) for i in ids]
+    by_id = {e.case_id: e for e in run.cases}
+    found = _discovered_label_maps(folder)
+    ids = list(dict.fromkeys([*by_id, *found]))
+    cases = [_case_source(i, by_id.get(i), folder, manifest, image_dir, found.get(i)) for i in ids]
     if not cases:
         raise DataError(
-            "no predicted label maps (<case_id>.nii.gz) in the prediction folder",
+            "no predicted label maps (<case_id>.nii.gz, .nrrd, .seg.nrrd, .mha or DICOM SEG .dcm) "
+            "in the prediction folder",
             path=folder,
             hint="run `medseg predict` first, or point at its output folder",
         )
@@ -245,17 +257,10 @@ def load_instance_info(path: Path | None) -> dict[int, InstanceInfo]:
     if path is None or not path.is_file():
         return {}
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        logger.warning("instance file %s is unreadable (%s); scores not reported", path.name, err)
+        items = read_instances_file(path).instances
+    except DataError as err:
+        logger.warning(
+            "instance file %s not used (%s); scores not reported", path.name, err.message
+        )
         return {}
-    items = data.get("instances") if isinstance(data, dict) else None
-    info: dict[int, InstanceInfo] = {}
-    for item in items or []:
-        if isinstance(item, dict) and isinstance(item.get("instance_id"), int):
-            label, score = item.get("label"), item.get("score")
-            info[item["instance_id"]] = InstanceInfo(
-                label=int(label) if isinstance(label, int) else None,
-                score=float(score) if isinstance(score, (int, float)) else None,
-            )
-    return info
+    return {i.instance_id: InstanceInfo(label=i.label, score=i.score) for i in items}

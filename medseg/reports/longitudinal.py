@@ -61,7 +61,7 @@ def change_table(studies: Sequence[StudyReport]) -> list[ChangeRow]:
     """Change rows for every series with at least two measured studies.
 
     Args:
-        studies: the patient's studies (any order); failed or skipped ones are ignored.
+        studies: the patient's studies (any order); failed or not predicted ones are ignored.
 
     Returns:
         One :class:`ChangeRow` per series, study and class (classes named in any study's totals;

@@ -1,8 +1,9 @@
 """Per-lesion measurements: volume, diameters, centroid, boxes, intensity, and class totals.
 
-A *lesion* is a connected component of one lesion class in a semantic label map (full 26-voxel
-connectivity by default), or one instance of an instance map (Mask R-CNN output). Every lesion is
-measured inside its bounding box only, so the cost grows with lesion size, not with the volume.
+A *lesion* is a connected component of one lesion class in a semantic label map
+(:func:`~medseg.labelmaps.label_components`, full 26-voxel connectivity by default), or one
+instance of an instance map (Mask R-CNN output). Every lesion is measured inside its bounding box
+only, so the cost grows with lesion size, not with the volume.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy.typing as npt
 from scipy import ndimage
 
 from medseg.io.volume import Volume
+from medseg.labelmaps import label_components
 from medseg.reports.diameters import inplane_axes, longest_diameter
 from medseg.reports.schema import ClassTotal, LesionRecord
 
@@ -63,13 +65,12 @@ def _bounding_box(mask: npt.NDArray[np.bool_]) -> _Slices | None:
 def _semantic_components(
     labels: npt.NDArray[np.integer], lesion_labels: Sequence[int], connectivity: int
 ) -> Iterator[tuple[int, None, _Slices, npt.NDArray[np.bool_]]]:
-    structure = ndimage.generate_binary_structure(3, connectivity)
     for value in lesion_labels:
         mask = labels == value
         box = _bounding_box(mask)
         if box is None:
             continue
-        components, _ = ndimage.label(mask[box], structure=structure)  # label the box only
+        components, _ = label_components(mask[box], connectivity=connectivity)  # the box only
         for n, local in enumerate(ndimage.find_objects(components), start=1):
             if local is not None:
                 slices = tuple(
@@ -168,7 +169,7 @@ def measure_lesions(
     instances: Volume | None = None,
     instance_info: Mapping[int, InstanceInfo] | None = None,
     nanolitres: bool = False,
-    connectivity: int = 3,
+    connectivity: int = 26,
 ) -> list[LesionRecord]:
     """Measure every lesion of a label map.
 
@@ -181,7 +182,8 @@ def measure_lesions(
             (its class from ``instance_info`` or the majority class of ``labels`` inside it).
         instance_info: instance id -> :class:`InstanceInfo` (class, score) from the instance JSON.
         nanolitres: also report volumes in nL (OCT).
-        connectivity: 1 (6-), 2 (18-) or 3 (26-neighbourhood) for connected components.
+        connectivity: 6, 18 or 26 neighbours connect a lesion's voxels
+            (:func:`~medseg.labelmaps.label_components`).
 
     Returns:
         Lesions ordered by class, then by decreasing volume, with ``lesion_id`` 1..n.

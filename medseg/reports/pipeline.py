@@ -17,14 +17,17 @@ from pathlib import Path
 from typing import Any
 
 from medseg._version import __version__
-from medseg.errors import MedsegError
+from medseg.artifacts import ReportStatus
+from medseg.errors import GeometryError, MedsegError
 from medseg.io.atomic import ensure_output_dir
+from medseg.io.grid import onto_grid
+from medseg.io.label_files import read_label_map
 from medseg.io.read import read_volume
 from medseg.io.volume import Volume
 from medseg.reports.build import build_patient_report, is_oct, measure_study
 from medseg.reports.charts import bscan_area_figure, etdrs_figure
 from medseg.reports.cohort import write_cohort_index
-from medseg.reports.eval_results import CaseMetrics, load_evaluation
+from medseg.reports.eval_results import MetricValues, load_evaluation
 from medseg.reports.figures import FigureImage
 from medseg.reports.inputs import (
     CaseSource,
@@ -53,32 +56,29 @@ from medseg.types import PathLike
 logger = logging.getLogger(__name__)
 
 MAX_LESION_FIGURES = 3
-UPSTREAM_FAILED = frozenset({"failed", "error", "missing"})
-"""Run-report case statuses meaning there is no prediction to report (others are measured)."""
 
 
 @dataclass(frozen=True)
 class CaseOutcome:
-    """What happened to one case: ``done``, ``failed`` (error) or ``skipped`` (no prediction)."""
+    """What happened to one case: ``done``, ``failed`` (error) or ``not_predicted`` (prediction
+    failed, so nothing to measure)."""
 
     case_id: str
     patient_id: str
-    status: str
+    status: ReportStatus
     error: str | None
     n_lesions: int | None
     seconds: float
 
 
 @dataclass
-class _CaseResult:
+class _StudyWork:
     study: StudyReport
     figures: list[FigureImage]
     personal_data: PersonalData | None = None
 
 
-def _scalars(raw: Any) -> dict[str, Any]:
-    if not isinstance(raw, dict):
-        return {}
+def _scalars(raw: Mapping[str, Any]) -> dict[str, Any]:
     return {str(k): v if isinstance(v, (str, int, float, bool)) or v is None else str(v)
             for k, v in raw.items()}  # fmt: skip
 
@@ -86,17 +86,16 @@ def _scalars(raw: Any) -> dict[str, Any]:
 def build_provenance(predictions: PredictionSet, eval_dir: PathLike | None = None) -> Provenance:
     """Provenance from the run report (model, checkpoint sha256, versions) and this run."""
     run = predictions.run_report
-    checkpoints = [Checkpoint(**c) for c in run.get("checkpoints") or [] if isinstance(c, dict)]
     return Provenance(
         report_created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         report_medseg_version=__version__,
         prediction_dir=str(predictions.pred_dir),
-        prediction_created=run.get("created") and str(run["created"]),
-        prediction_medseg_version=run.get("medseg_version") and str(run["medseg_version"]),
-        model=_scalars(run.get("model")),
-        checkpoints=checkpoints,
-        versions={k: str(v) for k, v in _scalars(run.get("versions")).items()},
-        device=run.get("device") and str(run["device"]),
+        prediction_created=run.created,
+        prediction_medseg_version=run.medseg_version,
+        model=_scalars(run.model),
+        checkpoints=[Checkpoint(**c.model_dump()) for c in run.checkpoints],
+        versions=dict(run.versions),
+        device=run.device,
         evaluation_dir=None if eval_dir is None else str(eval_dir),
     )
 
@@ -109,6 +108,19 @@ def _read_image(case: CaseSource, study: StudyReport) -> Volume | None:
     except MedsegError as err:
         study.warnings.append(f"source image not used: {err.describe(with_hint=False)}")
         return None
+
+
+def _on_image_grid(
+    labels: Volume, image: Volume | None, study: StudyReport
+) -> tuple[Volume, Volume | None]:
+    """The label map on the source image's grid (moved, never resampled), or the image dropped."""
+    if image is None:
+        return labels, None
+    try:
+        return onto_grid(labels, image.affine, image.shape, what="label map"), image
+    except GeometryError as err:
+        study.warnings.append(f"source image not used: {err.describe(with_hint=False)}")
+        return labels, None
 
 
 def _figures(
@@ -132,9 +144,9 @@ def _figures(
 def _measure_case(
     case: CaseSource, predictions: PredictionSet, study: StudyReport
 ) -> tuple[StudyReport, list[FigureImage]]:
-    labels = read_volume(case.labels_path)
+    labels = read_label_map(case.labels_path, label_names=predictions.label_names)
     instances = read_volume(case.instances_path) if case.instances_path else None
-    image = _read_image(case, study)
+    labels, image = _on_image_grid(labels, _read_image(case, study), study)
     if image is not None:  # header facts the run report and manifest did not give
         study.laterality = study.laterality or normalize_laterality(image.meta.get("laterality"))  # type: ignore[assignment]
         study.modality = study.modality or image.meta.get("modality") or None
@@ -165,29 +177,29 @@ def scanner_name(meta: Mapping[str, Any]) -> str | None:
 
 
 def _process_case(
-    case: CaseSource, predictions: PredictionSet, metrics: CaseMetrics, include_phi: bool
-) -> _CaseResult:
+    case: CaseSource, predictions: PredictionSet, metrics: MetricValues, include_phi: bool
+) -> _StudyWork:
     study = StudyReport(
         case_id=case.case_id, study_date=case.study_date, laterality=case.laterality,  # type: ignore[arg-type]
         modality=case.modality, prediction_file=case.labels_path.name, metrics=dict(metrics),
     )  # fmt: skip
     personal = read_personal_data(case.image, root=case.image_root) if include_phi else None
-    if case.status.lower() in UPSTREAM_FAILED:
-        study.status, study.error = "skipped", f"prediction {case.status}: {case.error or '?'}"
-        return _CaseResult(study, [], personal)
+    if case.status == "failed":
+        study.status, study.error = "not_predicted", f"prediction failed: {case.error or '?'}"
+        return _StudyWork(study, [], personal)
     try:
         measured, figures = _measure_case(case, predictions, study)
     except MedsegError as err:
         study.status, study.error = "failed", err.describe()
-        return _CaseResult(study, [], personal)
+        return _StudyWork(study, [], personal)
     except Exception as err:  # a bug, but one case must not stop the batch
         logger.debug("case %s failed", case.case_id, exc_info=True)
         study.status, study.error = "failed", f"internal error {type(err).__name__}: {err}"
-        return _CaseResult(study, [], personal)
-    return _CaseResult(measured, figures, personal)
+        return _StudyWork(study, [], personal)
+    return _StudyWork(measured, figures, personal)
 
 
-def _outcome(result: _CaseResult, patient_id: str, seconds: float) -> CaseOutcome:
+def _outcome(result: _StudyWork, patient_id: str, seconds: float) -> CaseOutcome:
     study = result.study
     n_lesions = len(study.lesions) if study.status == "done" else None
     if study.status == "done":
@@ -202,7 +214,7 @@ class _Context:
     """What every patient's work needs (picklable, for worker processes)."""
 
     predictions: PredictionSet
-    metrics: dict[str, CaseMetrics]
+    metrics: dict[str, MetricValues]
     provenance: Provenance
     root: Path
     include_phi: bool
@@ -210,7 +222,7 @@ class _Context:
 
 def _patient_cases(
     ctx: _Context, patient_id: str, cases: list[CaseSource]
-) -> Iterator[tuple[CaseOutcome, _CaseResult]]:
+) -> Iterator[tuple[CaseOutcome, _StudyWork]]:
     for case in cases:
         start = time.perf_counter()
         metrics = ctx.metrics.get(case.case_id, {})
@@ -219,7 +231,7 @@ def _patient_cases(
 
 
 def _finish_patient(
-    ctx: _Context, patient_id: str, results: list[_CaseResult], folder: str
+    ctx: _Context, patient_id: str, results: list[_StudyWork], folder: str
 ) -> list[dict[str, Any]]:
     """Build and write one patient's report; return its cohort rows."""
     report = _patient_report(patient_id, results, ctx.predictions, ctx.provenance)
@@ -306,7 +318,7 @@ def _unique(name: str, used: set[str]) -> str:
 
 
 def _patient_report(
-    patient_id: str, results: list[_CaseResult], predictions: PredictionSet, provenance: Provenance
+    patient_id: str, results: list[_StudyWork], predictions: PredictionSet, provenance: Provenance
 ) -> PatientReport:
     return build_patient_report(
         patient_id, [r.study for r in results], provenance=provenance,

@@ -16,6 +16,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from medseg.artifacts import ReportStatus
+
 REPORT_SCHEMA_VERSION: Literal[1] = 1
 MEASUREMENT_VERSION = 1
 """Version of the measurement definitions below; bumped whenever a number would change."""
@@ -23,7 +25,7 @@ MEASUREMENT_VERSION = 1
 Vec3 = tuple[float, float, float]
 Idx3 = tuple[int, int, int]
 FoveaMethod = Literal["retina_label", "ilm_surface", "scan_centre", "given", "vendor"]
-StudyStatus = Literal["done", "failed", "skipped"]
+StudyStatus = ReportStatus
 
 
 class _Model(BaseModel):

@@ -14,6 +14,7 @@ import numpy.typing as npt
 from scipy import ndimage
 
 from medseg.synth.shapes import Ellipsoid, grid_mm, rotation_z
+from medseg.types import Spacing
 
 CT_LABELS = {"0": "background", "1": "organ", "2": "lesion"}
 ORGAN_LABEL = 1
@@ -25,7 +26,7 @@ class CTSize:
     """A size preset: array shape ``(X, Y, Z)``, spacing in mm, lesion count range."""
 
     shape: tuple[int, int, int]
-    spacing: tuple[float, float, float]
+    spacing: Spacing
     lesions: tuple[int, int]
 
 

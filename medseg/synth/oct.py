@@ -18,6 +18,8 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
+from medseg.types import Spacing
+
 OCT_LABELS = {"0": "background", "1": "IRF", "2": "SRF"}
 OCT_LABELS_WITH_RETINA = {**OCT_LABELS, "3": "retina"}
 IRF_LABEL, SRF_LABEL, RETINA_LABEL = 1, 2, 3
@@ -38,7 +40,7 @@ class OCTSize:
         return (self.width, self.depth, self.bscans)
 
     @property
-    def spacing(self) -> tuple[float, float, float]:
+    def spacing(self) -> Spacing:
         """Voxel size in mm along ``(X, Y, Z)``: lateral ~11 um, axial ~3.9 um, B-scans ~120 um."""
         return (
             self.fov_mm[0] / self.width,

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from medseg.types import Spacing
 
-def grid_mm(
-    shape: tuple[int, int, int], spacing: tuple[float, float, float]
-) -> tuple[npt.NDArray[np.float32], ...]:
+
+def grid_mm(shape: tuple[int, int, int], spacing: Spacing) -> tuple[npt.NDArray[np.float32], ...]:
     """Voxel-centre coordinates in mm from the volume centre, broadcastable to ``(X, Y, Z)``.
 
     Returns three arrays of shapes ``(X,1,1)``, ``(1,Y,1)``, ``(1,1,Z)`` (open grid).

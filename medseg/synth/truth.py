@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from medseg.io.atomic import write_text_atomic
-from medseg.types import PathLike
+from medseg.types import PathLike, Spacing
 
 TRUTH_SCHEMA_VERSION = 1
 
@@ -45,7 +45,7 @@ class CaseTruth(_Model):
     study_date: str
     laterality: Literal["OD", "OS"] | None = None
     shape: tuple[int, int, int]
-    spacing_mm: tuple[float, float, float]
+    spacing_mm: Spacing
     fovea_lps_mm: tuple[float, float, float] | None = None
     lesions: list[LesionTruth]
 

@@ -3,12 +3,12 @@
 A checkpoint holds only tensors and plain Python containers: the model state, optimiser /
 scheduler / grad-scaler states, epoch and best metric, RNG states (as tensors and lists), and
 ``resolved_workflow`` (the resolved config as JSON-compatible data), label names and versions, so
-:meth:`Predictor.from_run` needs nothing else.
+:meth:`Predictor.from_run` needs nothing else. Loading, the file names and ``versions`` live in
+:mod:`medseg.run_folder` (inference uses them too); they are re-exported here.
 """
 
 from __future__ import annotations
 
-import platform
 import random
 from pathlib import Path
 from typing import Any
@@ -16,27 +16,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from medseg._version import __version__
-from medseg.errors import CheckpointError
 from medseg.io.atomic import atomic_path
+from medseg.run_folder import BEST, CHECKPOINT_SCHEMA_VERSION, LAST, load_checkpoint, versions
 from medseg.types import PathLike
 
-CHECKPOINT_SCHEMA_VERSION = 1
-LAST, BEST = "checkpoint_last.pt", "checkpoint_best.pt"
-
-
-def versions() -> dict[str, str]:
-    """Versions recorded in checkpoints and run reports."""
-    import monai
-
-    found = {
-        "medseg": __version__,
-        "torch": torch.__version__,
-        "monai": monai.__version__,
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-    }
-    return {k: str(v) for k, v in found.items()}  # plain str: weights-only loading
+__all__ = [
+    "BEST",
+    "LAST",
+    "load_checkpoint",
+    "rng_state",
+    "save_checkpoint",
+    "set_rng_state",
+    "versions",
+]
 
 
 def rng_state() -> dict[str, Any]:
@@ -78,25 +70,3 @@ def save_checkpoint(path: PathLike, payload: dict[str, Any]) -> Path:
     with atomic_path(target) as tmp:
         torch.save(data, tmp)
     return target
-
-
-def load_checkpoint(path: PathLike, *, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint with ``weights_only=True`` (never unpickles arbitrary objects).
-
-    Raises:
-        CheckpointError: missing, corrupt or not a medseg checkpoint.
-    """
-    location = Path(path)
-    if not location.is_file():
-        raise CheckpointError("checkpoint does not exist", path=location)
-    try:
-        data = torch.load(location, map_location=map_location, weights_only=True)
-    except Exception as err:  # torch raises many types for corrupt or unsafe files
-        raise CheckpointError(
-            f"cannot load checkpoint: {str(err).splitlines()[0]}", path=location
-        ) from err
-    if not isinstance(data, dict) or data.get("schema_version") != CHECKPOINT_SCHEMA_VERSION:
-        raise CheckpointError(
-            "not a medseg checkpoint (schema_version missing or unknown)", path=location
-        )
-    return data

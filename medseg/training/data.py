@@ -41,6 +41,11 @@ def split_fold(manifest: Manifest, fold: int) -> FoldSplit:
     With a single fold (``n_folds: 1``) every case trains and there is no validation.
     """
     labelled = [c for c in manifest.cases if c.split == "train" and c.label]
+    if not labelled:
+        raise DataError(
+            f"manifest {manifest.name} has no labelled training cases (inference only)",
+            hint="predict with it, or rebuild it with --labels to train",
+        )
     if manifest.n_folds > 1 and fold >= manifest.n_folds:
         raise DataError(f"fold {fold} does not exist: the manifest has {manifest.n_folds} folds")
     if manifest.n_folds == 1:

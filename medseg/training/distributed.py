@@ -1,54 +1,29 @@
 """DDP under ``torchrun``: NCCL on GPUs, gloo on CPU; only rank 0 writes.
 
 ``torchrun --nproc_per_node=N -m medseg train WORKFLOW.yaml`` sets ``RANK``, ``WORLD_SIZE`` and
-``LOCAL_RANK``; multi-node runs use torchrun's rendezvous options the same way.
+``LOCAL_RANK``; multi-node runs use torchrun's rendezvous options the same way. Reading them
+(:func:`~medseg.run_folder.dist_info`) and choosing the device
+(:func:`~medseg.models.runtime.select_device`) live below training; they are re-exported here.
 """
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
-
 import torch
 import torch.distributed as dist
 
+from medseg.models.runtime import select_device
+from medseg.run_folder import DistInfo, dist_info
 
-@dataclass(frozen=True)
-class DistInfo:
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def dist_info() -> DistInfo:
-    """Rank information from the torchrun environment (single process without it)."""
-    return DistInfo(
-        rank=int(os.environ.get("RANK", 0)),
-        world_size=int(os.environ.get("WORLD_SIZE", 1)),
-        local_rank=int(os.environ.get("LOCAL_RANK", 0)),
-    )
-
-
-def select_device(name: str, info: DistInfo) -> torch.device:
-    """``auto`` -> ``cuda:<local rank>`` when CUDA is available, else CPU."""
-    if name == "auto":
-        return (
-            torch.device(f"cuda:{info.local_rank}")
-            if torch.cuda.is_available()
-            else torch.device("cpu")
-        )
-    device = torch.device(name)
-    if device.type == "cuda" and device.index is None and info.enabled:
-        return torch.device(f"cuda:{info.local_rank}")
-    return device
+__all__ = [
+    "DistInfo",
+    "all_reduce_mean",
+    "barrier",
+    "broadcast_flag",
+    "cleanup",
+    "dist_info",
+    "init_distributed",
+    "select_device",
+]
 
 
 def init_distributed(info: DistInfo, device: torch.device) -> None:

@@ -28,13 +28,14 @@ from medseg.errors import ConfigError
 from medseg.io.atomic import jsonable, write_json_atomic
 from medseg.manifest.schema import Manifest
 from medseg.models.registry import build_model
+from medseg.models.runtime import amp_dtype, autocast
+from medseg.run_folder import LAST
 from medseg.training import distributed as ddp
-from medseg.training.checkpoint import LAST
 from medseg.training.data import PatchDataset, preprocess_cases, split_fold
 from medseg.training.optim import build_optimizer, build_scheduler
 from medseg.training.state import Components, LoopState, restore_state, save_state
 from medseg.training.steps import TrainStep, build_train_step
-from medseg.training.validation import ValidationResult, selection_metric, validate
+from medseg.training.validation import ValidationResult, validate
 from medseg.types import PathLike
 
 logger = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ class EpochStats:
     samples_per_s: float
     val: ValidationResult | None
     best: bool
-    best_dice: float
+    best_score: float
     train_terms: dict[str, float] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, object]:
@@ -81,19 +82,10 @@ class TrainResult:
     fold_dir: Path
     epochs_run: int
     best_epoch: int
-    best_dice: float
+    best_score: float
+    best_metric: str  # what best_score measures: mean_dice or lesion_f1
     stopped: str
     seconds: float
-
-
-def amp_dtype(resolved: ResolvedWorkflow, device: torch.device) -> torch.dtype | None:
-    """Autocast dtype: ``on`` -> bf16 (fp16 without bf16 support) on CUDA, none on CPU."""
-    mode = resolved.train.amp
-    if mode == "off" or (mode == "on" and device.type != "cuda"):
-        return None
-    if mode == "fp16" or (mode == "on" and not torch.cuda.is_bf16_supported()):
-        return torch.float16
-    return torch.bfloat16
 
 
 def seed_everything(seed: int) -> None:
@@ -120,7 +112,7 @@ def train_one_epoch(
         image = batch["image"].to(device, non_blocking=True)
         label = batch["label"].to(device, non_blocking=True)
         parts.optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+        with autocast(device, dtype):
             loss = step_fn(model, image, label)
         parts.scaler.scale(loss).backward()
         if grad_clip:
@@ -203,12 +195,12 @@ def _validate_now(
 
 def _update_best(state: LoopState, val: ValidationResult | None, epoch: int, has_val: bool) -> bool:
     if not has_val:  # no validation split: the last epoch is the best
-        state.best_epoch, state.best_dice = epoch, float("nan")
+        state.best_epoch, state.best_score = epoch, float("nan")
         return True
     if val is None:
         return False
-    if val.score > state.best_dice:  # best_dice holds the best selection score
-        state.best_dice, state.best_epoch, state.bad_validations = val.score, epoch, 0
+    if val.score > state.best_score:
+        state.best_score, state.best_epoch, state.bad_validations = val.score, epoch, 0
         return True
     state.bad_validations += 1
     return False
@@ -319,7 +311,11 @@ def _prepare(job: _Job) -> _Session:
     )
     dtype = amp_dtype(resolved, job.dev)
     parts = _components(resolved, job.dev, dtype)
-    state = restore_state(job.fold_dir, parts, job.dev) if job.resume else LoopState()
+    state = (
+        restore_state(job.fold_dir, parts, job.dev)
+        if job.resume
+        else LoopState(best_metric=job.resolved.selection_metric)
+    )
     model: nn.Module = parts.model
     if info.enabled:
         model = nn.parallel.DistributedDataParallel(
@@ -393,7 +389,7 @@ def _epoch(job: _Job, sess: _Session, epoch: int) -> tuple[EpochStats, str | Non
         len(sess.dataset) * info.world_size / max(seconds, 1e-9),
         val,
         best,
-        state.best_dice,
+        state.best_score,
         train_terms=sess.step_fn.pop_terms(),
     )
     stop = _should_stop(resolved, state, train_seconds, sess.started) if info.is_main else None
@@ -416,20 +412,21 @@ def _run(job: _Job) -> TrainResult:
             break
     state = sess.state
     if job.info.is_main:
-        _write_summary(job.fold_dir, state, stopped, selection_metric(job.resolved))
+        _write_summary(job.fold_dir, state, stopped, job.resolved.selection_metric)
     ddp.barrier(job.info)
     logger.info(
         "fold %d finished: %s; best validation score %.4f at epoch %d",
         job.fold,
         stopped,
-        state.best_dice,
+        state.best_score,
         state.best_epoch,
     )
     return TrainResult(
         job.fold_dir,
         state.epoch,
         state.best_epoch,
-        state.best_dice,
+        state.best_score,
+        state.best_metric,
         stopped,
         time.monotonic() - sess.started,
     )
@@ -447,7 +444,7 @@ def _write_summary(fold_dir: Path, state: LoopState, stopped: str, metric: str) 
         {
             "schema_version": 1,
             "best_epoch": state.best_epoch,
-            "best_mean_dice": state.best_dice,  # the best selection score (see metric)
+            "best_score": state.best_score,
             "selection_metric": metric,
             "best": best,
             "epochs_run": state.epoch,

@@ -14,14 +14,8 @@ from torch import nn
 from medseg.config.schema import ResolvedWorkflow
 from medseg.errors import CheckpointError
 from medseg.io.atomic import atomic_path
-from medseg.training.checkpoint import (
-    BEST,
-    LAST,
-    load_checkpoint,
-    rng_state,
-    save_checkpoint,
-    set_rng_state,
-)
+from medseg.run_folder import BEST, LAST, load_checkpoint
+from medseg.training.checkpoint import rng_state, save_checkpoint, set_rng_state
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +25,8 @@ class LoopState:
     """Counters of the loop (plain values, stored in checkpoints)."""
 
     epoch: int = 0  # epochs completed
-    best_dice: float = -1.0
+    best_score: float = -1.0  # the best validation score so far (``best_metric``)
+    best_metric: str = "mean_dice"  # its metric: mean_dice (U-Net) or lesion_f1 (Mask R-CNN)
     best_epoch: int = 0
     bad_validations: int = 0
     seconds: float = 0.0
@@ -101,10 +96,11 @@ def restore_state(fold_dir: Path, parts: Components, device: torch.device) -> Lo
     )
     state = LoopState(**data["state"])
     logger.info(
-        "resuming %s after epoch %d (best Dice %.4f at epoch %d)",
+        "resuming %s after epoch %d (best %s %.4f at epoch %d)",
         fold_dir.name,
         state.epoch,
-        state.best_dice,
+        state.best_metric,
+        state.best_score,
         state.best_epoch,
     )
     return state

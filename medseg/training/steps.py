@@ -76,7 +76,6 @@ class InstanceStep:
                 patch[0],
                 classes=self.classes,
                 min_voxels=self.min_voxels,
-                connectivity=patch[0].dim(),
             )
             for patch in label
         ]

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from medseg.config.schema import ResolvedWorkflow
+from medseg.config.schema import ResolvedWorkflow, SelectionMetric
+from medseg.errors import DataError
 from medseg.evaluation import EvaluationOptions, evaluate_arrays
 from medseg.inference.postprocess import postprocess
 from medseg.inference.windows import (
@@ -30,7 +31,10 @@ from medseg.inference.windows import (
     predict_probabilities,
     window_settings,
 )
+from medseg.io.geometry import spacing_from_affine
+from medseg.models.runtime import autocast
 from medseg.transforms.pipelines import IMAGE, LABEL
+from medseg.types import Spacing
 
 
 @dataclass
@@ -40,7 +44,7 @@ class ValidationResult:
     dice: dict[str, float] = field(default_factory=dict)
     lesion_f1: dict[str, float] = field(default_factory=dict)
     n_cases: int = 0
-    selection: Literal["mean_dice", "lesion_f1"] = "mean_dice"
+    selection: SelectionMetric = "mean_dice"
 
     @property
     def mean_dice(self) -> float:
@@ -59,11 +63,6 @@ class ValidationResult:
 def _nanmean(values: Iterable[float]) -> float:
     kept = [v for v in values if not np.isnan(v)]
     return float(np.mean(kept)) if kept else 0.0
-
-
-def selection_metric(resolved: ResolvedWorkflow) -> Literal["mean_dice", "lesion_f1"]:
-    """Name of the model-selection metric of a workflow (``mean_dice`` or ``lesion_f1``)."""
-    return "lesion_f1" if resolved.task.kind == "instance" else "mean_dice"
 
 
 @dataclass
@@ -85,10 +84,21 @@ class ScorePool:
         return 2 * self.tp / denom if denom > 0 else float("nan")
 
 
-def voxel_spacing(tensor: Any) -> tuple[float, float, float]:
-    """Voxel spacing (mm) of a preprocessed MetaTensor; 1 mm where it carries no affine."""
-    pixdim = getattr(tensor, "pixdim", None)
-    return tuple(float(s) for s in pixdim) if pixdim is not None else (1.0, 1.0, 1.0)  # type: ignore[return-value]
+def voxel_spacing(tensor: Any) -> Spacing:
+    """Voxel spacing (mm) of a preprocessed image, from its affine (a MetaTensor's).
+
+    Raises:
+        DataError: the image carries no 4x4 affine (a plain tensor); distances and volumes
+            would otherwise silently assume 1 mm voxels.
+    """
+    affine = getattr(tensor, "affine", None)
+    matrix = None if affine is None else np.asarray(torch.as_tensor(affine).detach().cpu())
+    if matrix is None or matrix.shape != (4, 4) or not np.all(np.isfinite(matrix)):
+        raise DataError(
+            "a validation image carries no voxel-to-world affine, so its spacing is unknown",
+            hint="validation items must come from the preprocessing pipeline (MetaTensors)",
+        )
+    return spacing_from_affine(matrix)
 
 
 @torch.no_grad()
@@ -116,7 +126,7 @@ def validate(
     pools = {value: ScorePool() for value in names}
     for item in items:
         image = plain_tensor(item[IMAGE]).to(device)
-        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+        with autocast(device, amp_dtype):
             probs = predict_probabilities(model, image, settings, num_classes=resolved.num_classes)
         spacing = voxel_spacing(item[IMAGE])
         pred = postprocess(

@@ -17,7 +17,8 @@ from typing import Any, cast
 import numpy as np
 from monai import transforms as mt
 
-from medseg.config.schema import IntensityConfig, ResolvedWorkflow
+from medseg.config.schema import ResolvedIntensity, ResolvedWorkflow
+from medseg.labelmaps import label_dtype
 from medseg.transforms.load import LoadVolumed
 from medseg.types import PathLike
 
@@ -41,8 +42,8 @@ def target_pixdim(resolved: ResolvedWorkflow) -> list[float]:
     return pixdim
 
 
-def intensity_transforms(intensity: IntensityConfig, keys: Sequence[str] = (IMAGE,)) -> list[Any]:
-    """Normalisation for a resolved :class:`IntensityConfig` (MONAI transforms only)."""
+def intensity_transforms(intensity: ResolvedIntensity, keys: Sequence[str] = (IMAGE,)) -> list[Any]:
+    """Normalisation for a resolved intensity section (MONAI transforms only)."""
     scheme = intensity.scheme
     if scheme == "ct":
         clip = cast(tuple[float, float], intensity.clip)
@@ -80,7 +81,7 @@ def preprocess_transforms(
     keys = channel_keys(resolved)
     load_keys = [*keys, LABEL] if with_label else keys
     dtypes: dict[Hashable, Any] = {k: np.float32 for k in keys}
-    dtypes[LABEL] = np.uint8 if len(resolved.plan.labels) < 256 else np.int16
+    dtypes[LABEL] = label_dtype(max(int(v) for v in resolved.plan.labels), signed=True)
     spatial = [IMAGE, LABEL] if with_label else [IMAGE]
     ops: list[Any] = [LoadVolumed(load_keys, root=root, dtypes=dtypes)] if load else []
     if len(keys) > 1:
@@ -107,11 +108,7 @@ def preprocess_transforms(
 
 def sample_size(resolved: ResolvedWorkflow) -> list[int]:
     """3D crop size of a training sample (2D: 1 along the slice axis)."""
-    if resolved.spatial_dims == 3:
-        return list(resolved.patch_size)
-    size = list(resolved.patch_size)
-    size.insert(resolved.slice_axis, 1)
-    return size
+    return list(resolved.volume_patch)
 
 
 def class_ratios(resolved: ResolvedWorkflow) -> list[float]:
@@ -131,7 +128,7 @@ def _augmentations(resolved: ResolvedWorkflow) -> list[Any]:
     keys = [IMAGE, LABEL]
     strength = {"light": 0.5, "default": 1.0, "heavy": 1.5}[preset]
     rotate = np.radians(15.0 * strength)
-    flip_axes = cast(list[int], resolved.train.augmentation.flip_axes)
+    flip_axes = resolved.train.augmentation.flip_axes
     ops: list[Any] = [mt.RandFlipd(keys, prob=0.5, spatial_axis=axis) for axis in flip_axes]
     if preset != "light":
         ops.insert(

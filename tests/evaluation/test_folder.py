@@ -15,6 +15,7 @@ from medseg.evaluation.folder import evaluate_folder
 from medseg.evaluation.lesions import label_lesions
 from medseg.io.nifti import read_nifti, write_nifti
 from medseg.io.volume import Volume
+from tests.helpers import validate_evaluation_folder
 
 from .conftest import Cohort, write_predictions, write_run_report
 
@@ -45,6 +46,9 @@ def test_manifest_reference_end_to_end(cohort: Cohort, predictions: Path, tmp_pa
     ]
     assert (out / "summary.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
+    case_models, lesion_models = validate_evaluation_folder(out)
+    assert len(case_models) == 4 and {m.status for m in lesion_models} == {"TP", "FN"}
+    assert case_models[3].empty_pred is True and case_models[0].lesion_f1 is None
     rows = read_csv(out / "case_metrics.csv")
     assert [(r["case_id"], r["class"]) for r in rows] == [
         (c0, "organ"),

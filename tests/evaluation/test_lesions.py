@@ -26,8 +26,8 @@ def statuses(matches: list[LesionMatch]) -> list[tuple]:
     return [(m.status, m.ref_id, m.pred_id) for m in matches]
 
 
-@pytest.mark.parametrize(("connectivity", "expected"), [(6, 3), (18, 2), (26, 1), (None, 1)])
-def test_label_lesions_connectivity(connectivity: int | None, expected: int) -> None:
+@pytest.mark.parametrize(("connectivity", "expected"), [(6, 3), (18, 2), (26, 1)])
+def test_label_lesions_connectivity(connectivity: int, expected: int) -> None:
     mask = np.zeros((4, 4, 4), bool)
     mask[0, 0, 0] = mask[1, 1, 0] = True  # edge neighbours (18, 26)
     mask[2, 2, 1] = True  # corner neighbour of (1, 1, 0) (26 only)

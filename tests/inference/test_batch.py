@@ -15,6 +15,7 @@ from medseg.inference import batch
 from medseg.inference.batch import BatchOptions, predict_cases
 from medseg.inference.cases import cases_from_inputs
 from medseg.io.atomic import PARTIAL_TAG
+from tests.helpers import validate_prediction_folder
 
 
 def _inputs(tmp_path: Path, synth_dir: Callable[..., Path]) -> Path:
@@ -36,6 +37,7 @@ def test_corrupt_case_is_reported_and_others_finish(
         app, ["--no-progress", "predict", str(trained_run), str(scans), "-o", str(out)]
     )
     assert result.exit_code == 1, result.output
+    validate_prediction_folder(out)
     report = json.loads((out / "run_report.json").read_text())
     failed = [c for c in report["cases"] if c["status"] == "failed"]
     assert (
@@ -84,7 +86,7 @@ def test_interrupted_run_resumes_without_recomputing(
     results = list(predict_cases(predictor, cases, out, BatchOptions()))
     assert sorted(calls) == sorted(c.case_id for c in cases if c.case_id not in first_two)
     assert {r.case_id: r.status for r in results if r.case_id in first_two} == dict.fromkeys(
-        first_two, "skipped"
+        first_two, "reused"
     )
     calls.clear()
     list(predict_cases(predictor, cases, out, BatchOptions(overwrite=True)))
@@ -136,3 +138,43 @@ def test_wrong_model_for_the_scan_is_a_clear_failure(
     assert all(
         "modality is CT; this model was trained on OPT" in c["error"] for c in report["cases"]
     )
+
+
+@pytest.mark.slow
+def test_torchrun_ranks_share_the_cases_and_rank0_merges_the_report(
+    tmp_path: Path, synth_dir: Callable[..., Path], trained_run: Path
+) -> None:
+    """Two processes with torchrun's environment: each predicts every other case, rank 0 merges."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    scans = _inputs(tmp_path, synth_dir)
+    out = tmp_path / "out"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "medseg", "--no-progress", "predict", str(trained_run)]
+    procs = []
+    for rank in (0, 1):
+        env = {**os.environ, "RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_RANK": str(rank),
+               "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "OMP_NUM_THREADS": "1"}  # fmt: skip
+        procs.append(
+            subprocess.Popen(
+                [*command, str(scans), "-o", str(out), "--device", "cpu"],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        )
+    outputs = [p.communicate(timeout=300)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    report = json.loads((out / "run_report.json").read_text())
+    order = [c.case_id for c in cases_from_inputs([scans])]
+    assert [c["case_id"] for c in report["cases"]] == order  # input order, both ranks' cases
+    assert report["world_size"] == 2 and report["summary"]["done"] == len(order)
+    assert not list(out.glob(".run_report.rank*"))  # per-rank reports merged away
+    assert all((out / f"{case_id}.nii.gz").is_file() for case_id in order)
+    assert "predictions" in outputs[0] and "predictions" not in outputs[1]  # only rank 0 talks

@@ -15,6 +15,7 @@ from medseg.cli import app
 from medseg.inference.predictor import Predictor
 from medseg.io.nifti import read_nifti
 from medseg.manifest.schema import load_manifest
+from tests.helpers import validate_evaluation_folder, validate_prediction_folder
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -36,8 +37,9 @@ def test_predict_writes_instances_and_evaluate_scores_them(
     )
     assert result.exit_code == 0, result.output
     manifest = load_manifest(root / "manifest.json")
-    report = json.loads((out / "run_report.json").read_text())
-    assert {c["case_id"] for c in report["cases"]} == {c.case_id for c in manifest.cases}
+    report = validate_prediction_folder(out)
+    assert {c.case_id for c in report.cases} == {c.case_id for c in manifest.cases}
+    assert {c.status for c in report.cases} == {"done"} and report.settings["instances"]
     for case in manifest.cases:
         source = manifest.read_image(case)
         labels = read_nifti(out / f"{case.case_id}.nii.gz")
@@ -64,6 +66,9 @@ def test_predict_writes_instances_and_evaluate_scores_them(
     args = ["--no-progress", "evaluate", str(out), "--ref", str(root / "manifest.json")]
     result = CliRunner().invoke(app, [*args, "-o", str(evaluation), "--match-iou", "0.3"])
     assert result.exit_code == 0, result.output
+    case_rows, lesion_rows = validate_evaluation_folder(evaluation)
+    assert {r.case_id for r in case_rows} == {c.case_id for c in manifest.cases}
+    assert {r.status for r in lesion_rows} == {"TP"} and all(r.score for r in lesion_rows)
     lesions = json.loads((evaluation / "summary.json").read_text())["classes"]["2"]["lesions"]
     assert lesions["f1"] == 1.0 and lesions["fp"] == 0
     assert lesions["froc"] is not None and lesions["froc"]["score"] > 0

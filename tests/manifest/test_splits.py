@@ -67,3 +67,12 @@ def test_balanced_and_unlabelled_go_to_test() -> None:
 def test_too_few_patients() -> None:
     with pytest.raises(ConfigError, match="5 folds need at least 5"):
         assign_splits(_cases([0, 1, 2]), n_folds=5)
+
+
+def test_without_labels_every_case_is_for_inference_only() -> None:
+    cases = [Case(case_id=f"u{i}", patient_id=f"p{i % 2}", images={"image": "x"}) for i in range(3)]
+    out = assign_splits(cases, n_folds=5)
+    assert [(c.split, c.fold) for c in out] == [("test", None)] * 3
+    mixed = [*cases, *_cases([0])]  # one labelled patient still needs enough for the folds
+    with pytest.raises(ConfigError, match="5 folds need at least 5"):
+        assign_splits(mixed, n_folds=5)

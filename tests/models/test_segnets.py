@@ -60,7 +60,7 @@ def test_output_shape_equals_input_for_sizes_the_plan_allows(
 ) -> None:
     resolved = _resolved(name, dims, patch, spacing)
     assert plan_divisible(resolved)
-    div = divisor(resolved.model.strides)  # type: ignore[arg-type]
+    div = divisor(resolved.model.strides)
     assert any((p // d) % 2 == 1 for p, d in zip(patch, div))  # an odd deepest feature map
     if dims == "3d":
         assert div[2] == 1  # the 7-slice coarse axis is never strided

@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pytest
 
+from medseg.artifacts import _CsvRow, csv_cell
 from medseg.io.geometry import lps_to_ras_affine
 from medseg.io.volume import Volume
 from medseg.synth.truth import Truth
@@ -57,6 +58,28 @@ def write_predictions(
                   "lesion_labels": truth.lesion_labels, "cases": cases}  # fmt: skip
         (out / "run_report.json").write_text(json.dumps(report, indent=2))
     return truth
+
+
+def write_eval_csv(path: Path, rows: Iterable[dict[str, Any]], schema: type[_CsvRow]) -> Path:
+    """An evaluation CSV as ``medseg evaluate`` writes it: schema columns, ``csv_cell`` cells."""
+    columns = schema.columns()
+    lines = [",".join(columns)]
+    for row in rows:
+        cells = schema.model_validate(row).cells()
+        lines.append(",".join(csv_cell(cells[c]) for c in columns))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def class_row(case_id: str, label: int, name: str, **metrics: float) -> dict[str, Any]:
+    """A ``case_metrics.csv`` row: perfect agreement unless ``metrics`` say otherwise."""
+    row: dict[str, Any] = {
+        "case_id": case_id, "label": label, "class": name, "dice": 1.0, "iou": 1.0,
+        "precision": 1.0, "recall": 1.0, "volume_pred_mm3": 1.0, "volume_ref_mm3": 1.0,
+        "volume_diff_mm3": 0.0, "hd_mm": 0.0, "hd95_mm": 0.0, "assd_mm": 0.0, "nsd": 1.0,
+        "empty_pred": False, "empty_ref": False,
+    }  # fmt: skip
+    return {**row, **metrics}
 
 
 @pytest.fixture

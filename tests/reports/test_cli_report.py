@@ -7,6 +7,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from medseg.artifacts import CaseMetricsRow, csv_cell
 from medseg.cli import app
 from tests.reports.conftest import write_predictions
 
@@ -19,7 +20,16 @@ def test_report_command_writes_reports_and_summary(
     root = synth_dir("ct", "dicom", patients=1)
     write_predictions(root, tmp_path / "pred", modality="CT")
     (tmp_path / "eval").mkdir()
-    (tmp_path / "eval" / "case_metrics.csv").write_text("case_id,dice\nSYNCT0000,0.8\n")
+    row = CaseMetricsRow.model_validate(
+        {"case_id": "SYNCT0000", "label": 2, "class": "lesion", "dice": 0.8, "iou": 0.67,
+         "precision": 0.8, "recall": 0.8, "volume_pred_mm3": 10.0, "volume_ref_mm3": 10.0,
+         "volume_diff_mm3": 0.0, "hd_mm": float("nan"), "hd95_mm": 1.0, "assd_mm": 0.5,
+         "nsd": 1.0, "empty_pred": False, "empty_ref": False}
+    )  # fmt: skip
+    cells = row.cells()
+    header = ",".join(CaseMetricsRow.columns())
+    values = ",".join(csv_cell(cells[c]) for c in CaseMetricsRow.columns())
+    (tmp_path / "eval" / "case_metrics.csv").write_text(f"{header}\n{values}\n")
     out = tmp_path / "reports"
     args = ["--no-progress", "report", str(tmp_path / "pred"), "-o", str(out),
             "--eval", str(tmp_path / "eval"), "--include-phi"]  # fmt: skip
@@ -27,7 +37,7 @@ def test_report_command_writes_reports_and_summary(
     assert result.exit_code == 0, result.output
     assert "SYNCT0000" in result.output and "1 patients, 1 cases, 0 failed" in result.output
     html = (out / "SYNCT0000" / "report.html").read_text()
-    assert "SYNTHETIC^PATIENT0000" in html and "dice" in html
+    assert "SYNTHETIC^PATIENT0000" in html and "lesion.dice" in html and "0.8" in html
     assert (out / "cohort.csv").is_file()
 
 

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from medseg.artifacts import CaseMetricsRow, LesionRow
 from medseg.manifest.schema import Case, Manifest, save_manifest
 from medseg.reports import PatientReport, load_prediction_set, write_reports
 from medseg.synth.truth import Truth
-from tests.reports.conftest import check_html, write_predictions
+from tests.reports.conftest import check_html, class_row, write_eval_csv, write_predictions
 
 PHI_MARKERS = ("SYNTHETIC", "PATIENT0000", "19500115")
 
@@ -186,7 +187,7 @@ def test_bad_case_is_reported_and_others_go_on(
     outcomes = {o.case_id: o for o in write_reports(load_prediction_set(tmp_path / "pred"),
                                                      tmp_path / "out")}  # fmt: skip
     assert outcomes[bad].status == "failed" and f"{bad}.nii.gz" in (outcomes[bad].error or "")
-    assert outcomes[good].status == "done" and outcomes["LOST"].status == "skipped"
+    assert outcomes[good].status == "done" and outcomes["LOST"].status == "not_predicted"
     report = json.loads((tmp_path / "out" / bad.split("_")[0] / "report.json").read_text())
     assert report["studies"][0]["status"] == "failed"
     html = (tmp_path / "out" / "LOST" / "report.html").read_text()
@@ -203,12 +204,15 @@ def test_instances_and_evaluation_metrics(synth_dir: Callable[..., Path], tmp_pa
                        {"instance_id": 2, "label": 2, "score": 0.5}]}))  # fmt: skip
     evaluation = tmp_path / "eval"
     evaluation.mkdir()
-    (evaluation / "case_metrics.csv").write_text(
-        f"case_id,label_name,dice,hd95_mm\n{case.case_id},lesion,0.91,2.5\n"
+    write_eval_csv(
+        evaluation / "case_metrics.csv",
+        [class_row(case.case_id, 2, "lesion", dice=0.91, hd95_mm=2.5)],
+        CaseMetricsRow,
     )
-    (evaluation / "lesions.csv").write_text(
-        f"case_id,status\n{case.case_id},tp\n{case.case_id},fn\n"
-    )
+    lesion = {"case_id": case.case_id, "label": 2, "class": "lesion"}
+    write_eval_csv(evaluation / "lesions.csv",
+                   [{**lesion, "status": "TP", "ref_lesion_id": 1, "pred_lesion_id": 1},
+                    {**lesion, "status": "FN", "ref_lesion_id": 2}], LesionRow)  # fmt: skip
     list(
         write_reports(load_prediction_set(tmp_path / "pred"), tmp_path / "out", eval_dir=evaluation)
     )
@@ -217,8 +221,10 @@ def test_instances_and_evaluation_metrics(synth_dir: Callable[..., Path], tmp_pa
     study = report.studies[0]
     assert {les.instance_id for les in study.lesions} == {1, 2}  # label map values as instances
     assert sorted(les.score for les in study.lesions) == [0.5, 0.75]
-    assert study.metrics == {"lesion.dice": 0.91, "lesion.hd95_mm": 2.5, "lesions.tp": 1.0,
-                             "lesions.fn": 1.0}  # fmt: skip
+    assert study.metrics["lesion.dice"] == 0.91 and study.metrics["lesion.hd95_mm"] == 2.5
+    assert study.metrics["lesions.TP"] == 1.0 and study.metrics["lesions.FN"] == 1.0
+    assert "lesions.FP" not in study.metrics and "lesion.lesion_f1" not in study.metrics  # empty
+    assert len(study.metrics) == 11 + 2  # every class metric of the row, two lesion counts
     assert "eval.lesion.dice" in (tmp_path / "out" / "cohort.csv").read_text()
 
 

@@ -62,7 +62,7 @@ def test_time_budget_stop_validates_the_last_epoch(
     result = train(planned.resolved, planned.manifest, planned.run_dir)
     rows = _metrics(tmp_path / "run")
     assert [r["epoch"] for r in rows] == [1] and "val_dice" in rows[0]
-    assert result.best_epoch == 1 and result.best_dice >= 0.0
+    assert result.best_epoch == 1 and result.best_score >= 0.0 and result.best_metric == "mean_dice"
     assert (result.fold_dir / BEST).is_file()
     summary = json.loads((result.fold_dir / "validation" / "summary.json").read_text())
     assert summary["best_epoch"] == 1 and summary["stopped"].startswith("time budget")

@@ -17,11 +17,12 @@ from torch import nn
 
 from medseg.config.run import plan_run
 from medseg.config.schema import ResolvedWorkflow
+from medseg.inference.prediction import prepare
 from medseg.inference.predictor import Predictor
+from medseg.inference.semantic import ensemble_probabilities
 from medseg.io.read import read_volume
 from medseg.models.registry import MODEL_BUILDERS
 from medseg.training.loop import train
-from medseg.transforms.pipelines import IMAGE
 
 CASES = [
     ("fcn", "2d", []),
@@ -91,10 +92,10 @@ def test_trains_and_checkpoint_round_trip_predicts_the_same(
     live = Predictor(resolved, [trained.eval()], device=torch.device("cpu"), checkpoints=[])
     case = planned.manifest.cases[0]
     volume = read_volume(case.images[resolved.plan.channels[0]], root=planned.manifest.root)
-    data, _ = loaded.preprocess(volume)
+    image = prepare(resolved, volume).image(loaded.device)
     torch.testing.assert_close(
-        loaded.probabilities(data[IMAGE], tta=True),
-        live.probabilities(data[IMAGE], tta=True),
+        ensemble_probabilities(loaded.ensemble, image, tta=True),
+        ensemble_probabilities(live.ensemble, image, tta=True),
         rtol=0,
         atol=1e-6,
     )

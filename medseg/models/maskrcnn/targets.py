@@ -14,6 +14,8 @@ import numpy.typing as npt
 import torch
 from scipy import ndimage
 
+from medseg.labelmaps import label_components
+
 __all__ = ["targets_from_instance_map", "targets_from_label_map"]
 
 ArrayLike = npt.NDArray[np.integer] | torch.Tensor
@@ -24,7 +26,7 @@ def targets_from_label_map(
     *,
     classes: Sequence[int] | Mapping[int, int],
     min_voxels: int = 1,
-    connectivity: int = 1,
+    connectivity: int = 26,
 ) -> dict[str, torch.Tensor]:
     """One instance per connected component of each selected class of a semantic label map.
 
@@ -33,9 +35,9 @@ def targets_from_label_map(
         classes: label values to turn into instances; a sequence keeps each value as the class
             id, a mapping ``{label_value: class_id}`` renames them (class ids >= 1).
         min_voxels: components with fewer voxels are dropped.
-        connectivity: neighbourhood of a component, as in scikit-image and
-            ``scipy.ndimage.generate_binary_structure``: 1 = faces only (4-connected in 2D, 6 in
-            3D) up to ``ndim`` = full (8 / 26).
+        connectivity: neighbours that connect voxels, as in
+            :func:`medseg.labelmaps.label_components`: 6, 18 or 26 (default) in 3D, 4 or 8 in
+            2D (a 2D map also takes 6 = 4, 18 / 26 = 8).
 
     Returns:
         ``boxes`` float32 ``[N, 2D]``, ``labels`` int64 ``[N]`` and ``masks`` uint8
@@ -55,11 +57,10 @@ def targets_from_label_map(
     array = _as_integer_array(label, "label")
     lookup = dict(classes) if isinstance(classes, Mapping) else {int(c): int(c) for c in classes}
     _check_class_ids(lookup.values())
-    structure = _structure(array.ndim, connectivity)
     found: list[_Instance] = []
     labels: list[int] = []
     for value, class_id in lookup.items():
-        components, count = ndimage.label(array == value, structure=structure)
+        components, count = label_components(array == value, connectivity=connectivity)
         instances = _instances(components, range(1, count + 1), min_voxels)
         found += instances
         labels += [class_id] * len(instances)
@@ -116,12 +117,6 @@ def _check_class_ids(class_ids: Iterable[int]) -> None:
     bad = [c for c in class_ids if int(c) < 1]
     if bad:
         raise ValueError(f"class ids must be >= 1 (0 is background), got {bad}")
-
-
-def _structure(ndim: int, connectivity: int) -> npt.NDArray[np.bool_]:
-    if not 1 <= connectivity <= ndim:
-        raise ValueError(f"connectivity must be in 1..{ndim} for a {ndim}D map, got {connectivity}")
-    return ndimage.generate_binary_structure(ndim, connectivity)
 
 
 class _Instance(NamedTuple):

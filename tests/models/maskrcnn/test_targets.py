@@ -26,7 +26,7 @@ def _hand_built_2d() -> np.ndarray:
 
 def test_targets_from_label_map_exact_2d() -> None:
     label = _hand_built_2d()
-    targets = targets_from_label_map(label, classes=[1, 2], min_voxels=1, connectivity=1)
+    targets = targets_from_label_map(label, classes=[1, 2], min_voxels=1, connectivity=4)
     assert targets["labels"].tolist() == [1, 1, 2, 2]
     assert targets["boxes"].tolist() == [
         [1, 1, 4, 3],
@@ -46,7 +46,7 @@ def test_targets_from_label_map_exact_2d() -> None:
 
 def test_targets_connectivity_min_voxels_and_class_mapping() -> None:
     label = torch.from_numpy(_hand_built_2d())
-    targets = targets_from_label_map(label, classes={2: 1, 1: 3}, min_voxels=2, connectivity=2)
+    targets = targets_from_label_map(label, classes={2: 1, 1: 3}, min_voxels=2, connectivity=8)
     # class 2 first (mapping order), renamed to 1; the single voxel is dropped; with
     # 8-connectivity the diagonal voxel joins the class-1 block (renamed to 3)
     assert targets["labels"].tolist() == [1, 3]
