@@ -96,7 +96,8 @@ class CaseResult(_Artifact):
         status: ``done``, ``reused`` (outputs of an earlier run kept) or ``failed``.
         seconds: time the prediction took (reused: in the run that made it).
         error: why it failed, or notes (e.g. no DICOM SEG for a non-DICOM source).
-        source: the scan (path, or the DICOM series' files).
+        source: the scan (path, the DICOM series' files, a 2D image file reference), or a list
+            of them, one per input channel.
         patient_id, study_date, laterality, modality: from the manifest or the scan's header.
         outputs: output kind (``labels``, ``instances``, ``instances_json``, ``preview``,
             ``dicom_seg``) -> file name in the prediction folder.
@@ -106,7 +107,7 @@ class CaseResult(_Artifact):
     status: PredictStatus
     seconds: float = 0.0
     error: str | None = None
-    source: str | dict[str, Any] = ""
+    source: str | dict[str, Any] | list[str | dict[str, Any]] = ""
     patient_id: str | None = None
     study_date: str | None = None
     laterality: str | None = None

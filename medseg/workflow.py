@@ -84,16 +84,17 @@ def _predict_cases(planned: PlannedRun, fold: int, split: str) -> list[Any]:
     ]
     if not chosen:
         raise DataError(f"no {split} cases and no cases in fold {fold} to predict")
-    channel = manifest.channels[0]
+    channels = manifest.channels
     return [
         CaseInput(
             c.case_id,
-            c.images[channel],
+            c.images[channels[0]],
             manifest.root,
             c.patient_id,
             c.study_date,
             c.laterality,
             c.modality,
+            channels=[c.images[ch] for ch in channels] if len(channels) > 1 else [],
         )
         for c in chosen
     ]

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from medseg.cli import _console
-from medseg.cli._options import PseudonymKeyOpt
+from medseg.cli._options import PseudonymKeyOpt, SpacingOpt, parse_spacing
+
+if TYPE_CHECKING:
+    from medseg.manifest.schema import Case
 
 app = typer.Typer(help="Build, check, import and export dataset manifests.", no_args_is_help=True)
 
@@ -67,16 +71,29 @@ def _build_tables(result: object) -> None:
         for item in s.skipped:
             skipped.add_row(item.path, item.reason)
         _console.out.print(skipped)
-    warned = [
-        (c.case_id, i) for c in result.manifest.cases for i in c.issues if i.severity != "info"
-    ]
-    if warned:
-        issues = Table(title="case warnings")
-        for column in ("case", "code", "message"):
-            issues.add_column(column)
-        for case_id, issue in warned:
+    _warning_table(result.manifest.cases)
+
+
+def _warning_table(cases: Sequence[Case]) -> None:
+    """Case warnings; a warning shared by more than 5 cases is one row with the count."""
+    from collections import Counter
+
+    warned = [(c.case_id, i) for c in cases for i in c.issues if i.severity != "info"]
+    if not warned:
+        return
+    counts = Counter((i.code, i.message) for _, i in warned)
+    issues = Table(title="case warnings")
+    for column in ("case", "code", "message"):
+        issues.add_column(column)
+    shown: set[tuple[str, str]] = set()
+    for case_id, issue in warned:
+        key = (issue.code, issue.message)
+        if counts[key] <= 5:
             issues.add_row(case_id, issue.code, issue.message)
-        _console.out.print(issues)
+        elif key not in shown:
+            issues.add_row(f"{counts[key]} cases", issue.code, issue.message)
+            shown.add(key)
+    _console.out.print(issues)
 
 
 @app.command("build")
@@ -84,7 +101,8 @@ def build_command(
     scan_dir: Annotated[
         Path,
         typer.Argument(
-            help="Folder of DICOM series, NIfTI, NRRD/MHA, OCT or PNG stacks.",
+            help="Folder of DICOM series, NIfTI, NRRD/MHA, OCT, PNG stacks or 2D images "
+            "(PNG/JPEG/TIFF/BMP).",
             exists=True,
             file_okay=False,
         ),
@@ -145,6 +163,7 @@ def build_command(
         ),
     ] = False,
     pseudonym_key: PseudonymKeyOpt = None,
+    spacing: SpacingOpt = None,
 ) -> None:
     """Find scans, pair them with labels, split folds by patient, record every data problem."""
     from medseg.manifest import pseudonym
@@ -164,6 +183,7 @@ def build_command(
         lesion_labels=_parse_ints(lesion_labels, "--lesion-labels"),
         patient_pattern=patient_pattern,
         pseudonym_key=pseudonym.resolve_key(pseudonym_key) if pseudonymize else None,
+        pixel_spacing_mm=parse_spacing(spacing),
     )
     save_manifest(result.manifest, output)
     _build_tables(result)

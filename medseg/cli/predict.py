@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from medseg.cli import _console
-from medseg.cli._options import DeviceOpt, PseudonymKeyOpt
+from medseg.cli._options import DeviceOpt, PseudonymKeyOpt, SpacingOpt, parse_spacing
 
 if TYPE_CHECKING:
     from medseg.artifacts import CaseResult
@@ -49,7 +49,11 @@ def predict_command(
     ],
     inputs: Annotated[
         list[Path],
-        typer.Argument(help="Image files, folders of DICOM series, or a manifest.", exists=True),
+        typer.Argument(
+            help="Image files (NIfTI, NRRD, DICOM, PNG/JPEG/TIFF/BMP; channels as "
+            "<case>_0000, <case>_0001 ...), folders of them or of DICOM series, or a manifest.",
+            exists=True,
+        ),
     ],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output folder.")],
     tta: Annotated[
@@ -82,6 +86,7 @@ def predict_command(
         ),
     ] = False,
     pseudonym_key: PseudonymKeyOpt = None,
+    spacing: SpacingOpt = None,
 ) -> None:
     """Segment every case; write <case_id>.nii.gz (+ .seg.dcm, .png) and run_report.json."""
     from medseg.inference.batch import BatchOptions, predict_batch
@@ -90,9 +95,19 @@ def predict_command(
 
     info = dist_info()  # under torchrun each rank takes its share; rank 0 talks
     state = ctx.obj if isinstance(ctx.obj, _console.CLIState) else _console.CLIState()
-    out_dir, cases = _cases(inputs, output, split, pseudonymize, pseudonym_key, main=info.is_main)
     predictor = Predictor.from_run(
         run_dir, folds=_parse_folds(folds), checkpoint=checkpoint, device=device
+    )
+    predictor.self_check()  # an unusable model or setting ends the batch here, not per case
+    key = (pseudonym_key, pseudonymize)
+    out_dir, cases = _cases(
+        inputs,
+        output,
+        split,
+        key,
+        main=info.is_main,
+        channels=predictor.resolved.plan.channels,
+        spacing=parse_spacing(spacing),
     )
     options = BatchOptions(overwrite=overwrite, dicom_seg=dicom_seg, preview=preview, tta=tta)
     results = []
@@ -111,20 +126,24 @@ def _cases(
     inputs: list[Path],
     output: Path,
     split: str | None,
-    pseudonymize: bool,
-    pseudonym_key: str | None,
+    pseudonym: tuple[str | None, bool],
     *,
     main: bool,
+    channels: Sequence[str],
+    spacing: tuple[float, float] | None,
 ) -> tuple[Path, list[CaseInput]]:
-    """The output folder and the cases (pseudonymised on request; rank 0 writes the table)."""
+    """The output folder and the cases with the model's ``channels`` (pseudonymised when
+    ``pseudonym`` = ``(key, on)`` asks; rank 0 writes the table)."""
     from medseg.inference.cases import cases_from_inputs
     from medseg.io.atomic import ensure_output_dir
     from medseg.manifest.pseudonym import resolve_key, write_table
 
     out_dir = ensure_output_dir(output)
     table: list[tuple[str, str, str, str]] = []
-    key = resolve_key(pseudonym_key) if pseudonymize else None
-    cases = cases_from_inputs(inputs, split=split, pseudonym_key=key, table=table)
+    key = resolve_key(pseudonym[0]) if pseudonym[1] else None
+    cases = cases_from_inputs(
+        inputs, split=split, pseudonym_key=key, table=table, channels=channels, spacing=spacing
+    )
     if table and main:
         write_table(table, out_dir / "pseudonyms.csv")
     return out_dir, cases

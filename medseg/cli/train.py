@@ -73,6 +73,14 @@ def train_command(
         bool, typer.Option("--resume", help="Continue from checkpoint_last.pt.")
     ] = False,
     device: DeviceOpt = "auto",
+    preflight: Annotated[
+        bool,
+        typer.Option(
+            "--preflight/--no-preflight",
+            help="First run the whole chain once on two cases (train step, validation, "
+            "inversion, checkpoint) so that a failure shows within a minute.",
+        ),
+    ] = True,
 ) -> None:
     """Train on the manifest's other folds and validate on --fold (plans first if needed)."""
     from medseg.config.run import plan_run
@@ -106,6 +114,7 @@ def train_command(
             on_epoch_end=on_epoch if main else None,
             on_iteration=on_iteration if main else None,
             on_status=lambda s: progress.update(task, status=s),
+            preflight=preflight,
         )
     if main:
         _console.out.print(_result_table(result, planned.resolved.name, fold))

@@ -217,6 +217,45 @@ def _plan_unet(
     return patch
 
 
+def flat_axis(shapes: Sequence[Sequence[int]]) -> int | None:
+    """The axis that has one voxel in at least half of the images (one-slice data), else None.
+
+    ``shapes`` are oriented case shapes (fingerprint order).
+    """
+    ones = (np.asarray(shapes) == 1).sum(axis=0)
+    axis = int(np.argmax(ones))
+    return axis if ones[axis] > 0 and 2 * ones[axis] >= len(shapes) else None
+
+
+def plan_dims(task: dict[str, Any], train: dict[str, Any], fingerprint: Fingerprint) -> list[str]:
+    """Decide ``task.dims`` and ``task.slice_axis`` (in place) from the data; returns notes.
+
+    One-slice data (2D images, single B-scans) is planned 2D along its one-voxel axis, whatever
+    the workflow says (a 3D patch of one slice learns nothing a 2D one does not); a 3-value
+    ``train.patch_size`` then loses that axis. Otherwise ``auto`` is 3D, and the 2D slice axis
+    is the coarsest.
+    """
+    flat = flat_axis(fingerprint.shapes)
+    notes = []
+    if flat is not None and task["dims"] != "2d":
+        if task["dims"] == "3d":
+            notes.append("task.dims 3d planned as 2d: the training images have one slice")
+        task["dims"] = "2d"
+        if train["patch_size"] != AUTO and len(train["patch_size"]) == 3:
+            train["patch_size"] = [v for i, v in enumerate(train["patch_size"]) if i != flat]
+    elif task["dims"] == AUTO:
+        task["dims"] = "3d"
+    if task["slice_axis"] == AUTO:
+        spacing = np.asarray(fingerprint.median_spacing)
+        coarsest = int(np.argmax(spacing))
+        task["slice_axis"] = (flat if flat is not None else coarsest) if task["dims"] == "2d" else 2
+    elif flat is not None and task["slice_axis"] != flat:
+        notes.append(
+            f"task.slice_axis {task['slice_axis']} is not the images' one-slice axis {flat}"
+        )
+    return notes
+
+
 def plan_workflow(
     config: WorkflowConfig,
     fingerprint: Fingerprint,
@@ -227,7 +266,6 @@ def plan_workflow(
 ) -> ResolvedWorkflow:
     """Resolve every ``auto`` value; returns the frozen :class:`ResolvedWorkflow`."""
     data = config.model_dump()
-    dims = 2 if config.task.dims == "2d" else 3
     median_spacing = np.asarray(fingerprint.median_spacing)
     task, pre, model, train, infer = (
         data["task"],
@@ -236,8 +274,8 @@ def plan_workflow(
         data["train"],
         data["infer"],
     )
-    if task["slice_axis"] == AUTO:
-        task["slice_axis"] = int(np.argmax(median_spacing)) if dims == 2 else 2
+    notes = plan_dims(task, train, fingerprint)
+    dims = 2 if task["dims"] == "2d" else 3
     spacing = np.asarray(
         pre["target_spacing"] if pre["target_spacing"] != AUTO else target_spacing(fingerprint)
     )
@@ -274,6 +312,7 @@ def plan_workflow(
         median_spacing=fingerprint.median_spacing,
         median_shape=fingerprint.median_shape,
         network_input=patch,
+        notes=notes,
     ).model_dump()
     return ResolvedWorkflow.model_validate(data)
 
@@ -307,6 +346,7 @@ def describe_plan(resolved: ResolvedWorkflow) -> list[tuple[str, str]]:
             f"{resolved.train.scheduler}",
         ),
         ("labels", ", ".join(f"{k}={v}" for k, v in resolved.plan.labels.items())),
+        *(("note", note) for note in resolved.plan.notes),
     ]
 
 

@@ -29,16 +29,21 @@ class _Section(BaseModel):
 
 
 class TaskConfig(_Section):
-    """What is learned: semantic label maps or lesion instances, in 2D slices or 3D patches."""
+    """What is learned: semantic label maps or lesion instances, in 2D slices or 3D patches.
+
+    ``dims: auto`` (the default) is 2D when the images have one slice (2D images, single B-scans)
+    and 3D otherwise; a ``3d`` workflow planned on one-slice images is planned as 2D too.
+    """
 
     kind: TaskKind = "semantic"
-    dims: Literal["2d", "3d"] = "3d"
+    dims: Literal["2d", "3d"] | Auto = AUTO
     slice_axis: int | Auto = Field(
         default=AUTO, description="2D: axis (after orientation) to slice along"
     )
 
 
 class ResolvedTask(TaskConfig):
+    dims: Literal["2d", "3d"]
     slice_axis: int = Field(ge=0, le=2)
 
 
@@ -216,7 +221,10 @@ class _Workflow(_Section):
     def _dims_match(self) -> _Workflow:
         n = 2 if self.task.dims == "2d" else 3
         patch = self.train.patch_size
-        if patch != AUTO and len(patch) != n:
+        if self.task.dims == AUTO:
+            if patch != AUTO and len(patch) not in (2, 3):
+                raise ValueError(f"train.patch_size: expected 2 or 3 values, got {len(patch)}")
+        elif patch != AUTO and len(patch) != n:
             raise ValueError(
                 f"train.patch_size: expected {n} values for dims={self.task.dims}, got {len(patch)}"
             )
@@ -248,6 +256,7 @@ class PlanInfo(_Section):
     median_spacing: Spacing
     median_shape: tuple[int, int, int]
     network_input: list[int] = Field(description="patch size seen by the network")
+    notes: list[str] = Field(default_factory=list, description="choices the data forced")
 
 
 def find_auto(obj: Any, path: str = "") -> list[str]:

@@ -105,7 +105,10 @@ def _manifest_plan(pred: dict[str, Path], ref: Path) -> CasePlan:
             hint="pass --ref a folder of reference label maps, or a manifest built with --labels",
         )
     labels = {int(k): v for k, v in manifest.labels.items() if int(k) != 0}
-    loaders = {cid: _reader(manifest.resolve(str(c.label)), labels) for cid, c in cases.items()}
+    # through the manifest: its label_mapping, and 2D label images on their image's grid
+    loaders: dict[str, Callable[[], Volume]] = {
+        cid: functools.partial(manifest.read_label, c) for cid, c in cases.items()
+    }
     pred = _pair_channel_suffix(pred, set(loaders))
     readers = {cid: _reader(path, labels) for cid, path in pred.items()}
     return CasePlan(readers, loaders, labels, list(manifest.lesion_labels), str(ref), "manifest")

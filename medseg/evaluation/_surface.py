@@ -5,7 +5,9 @@ Definitions (the same as MONAI 1.6 ``get_mask_edges`` + ``get_surface_distance``
 
 * A mask's **surface** is the set of its voxels that have at least one *face* neighbour (6 in 3D,
   4 in 2D) outside the mask; voxels on the array border count as surface (outside is background).
-  This is ``mask & ~binary_erosion(mask)`` with scipy's default cross structure.
+  This is ``mask & ~binary_erosion(mask)`` with scipy's default cross structure. An axis of one
+  voxel has no neighbours along it: a one-slice volume (a 2D image) has the 2D surfaces of its
+  slice, exactly as the squeezed 2D array would.
 * The **distance** of a surface voxel to the other surface is the Euclidean distance in mm between
   voxel centres (``spacing`` scales each axis) to the nearest voxel of the other surface.
 
@@ -154,13 +156,17 @@ def surface_indices(mask: SparseMask, *, method: str = "auto") -> IndexArray:
         raise ValueError(f"method must be 'auto', 'gather' or 'erosion', got {method!r}")
     inner = np.ones(idx.size, dtype=bool)
     for axis, (stride, size) in enumerate(zip(_c_strides(shape), shape)):
+        if size == 1:  # no neighbours along a one-voxel axis
+            continue
         coord = idx // stride
         if axis:
             coord %= size
         inner &= (coord > 0) & (coord < size - 1)
     candidates = idx[inner]
     keep = np.ones(candidates.size, dtype=bool)
-    for stride in _c_strides(shape):
+    for stride, size in zip(_c_strides(shape), shape):
+        if size == 1:
+            continue
         for offset in (-stride, stride):
             still = np.flatnonzero(keep)
             keep[still] = mask.flat[candidates[still] + offset] == mask.value
@@ -180,6 +186,19 @@ def index_box(idx: IndexArray, shape: tuple[int, ...]) -> tuple[list[int], list[
     return lo, hi
 
 
+def face_structure(shape: tuple[int, ...]) -> npt.NDArray[np.bool_]:
+    """scipy's face-neighbour cross for ``len(shape)`` axes, without neighbours along axes of
+    one voxel (so a one-slice volume erodes like its 2D slice)."""
+    structure = ndimage.generate_binary_structure(len(shape), 1)
+    for axis, size in enumerate(shape):
+        if size == 1:
+            index: list[slice | int] = [slice(None)] * len(shape)
+            for end in (0, 2):
+                index[axis] = end
+                structure[tuple(index)] = False
+    return structure
+
+
 def _surface_by_erosion(mask: SparseMask, lo: list[int], hi: list[int]) -> IndexArray:
     """Surface by ``crop & ~binary_erosion(crop)`` on the bounding box ``lo..hi`` (inclusive).
 
@@ -187,7 +206,7 @@ def _surface_by_erosion(mask: SparseMask, lo: list[int], hi: list[int]) -> Index
     """
     box = tuple(slice(a, b + 1) for a, b in zip(lo, hi))
     crop = mask.flat.reshape(mask.shape)[box] == mask.value
-    crop &= ~ndimage.binary_erosion(crop)
+    crop &= ~ndimage.binary_erosion(crop, structure=face_structure(mask.shape))
     local = np.unravel_index(np.flatnonzero(crop), crop.shape)
     full = np.ravel_multi_index(tuple(c + a for c, a in zip(local, lo)), mask.shape)
     return full.astype(mask.idx.dtype, copy=False)

@@ -118,11 +118,12 @@ def predict_case(
         result.error = case.error
         return result
     try:
-        volume = read_volume(case.source, root=case.root)  # type: ignore[arg-type]
+        volumes = [read_volume(s, root=case.root) for s in case.sources]
+        volume = volumes[0]
         outputs = expected_outputs(
             case, options, volume.meta.get("format") == "dicom", instances=_instances(predictor)
         )
-        prediction = predictor.predict(volume, tta=options.tta)
+        prediction = predictor.predict(volumes, tta=options.tta)
         notes = _write_outputs(volume, prediction, predictor, out_dir, outputs)
         result.status, result.outputs = (
             "done",

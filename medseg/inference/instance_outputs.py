@@ -20,7 +20,7 @@ box, in mm, of those voxels' extent - voxel edges, not centres).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -28,7 +28,7 @@ from scipy import ndimage
 
 from medseg.artifacts import InstanceRecord, InstancesFile
 from medseg.inference.instances import InstanceMap, instance_settings, predict_instances
-from medseg.inference.prediction import Ensemble, Prediction, prepare
+from medseg.inference.prediction import Ensemble, Prediction, as_channels, prepare
 from medseg.io.atomic import jsonable, write_json_atomic
 from medseg.io.nifti import write_nifti
 from medseg.io.volume import Volume
@@ -45,13 +45,13 @@ __all__ = [
 
 
 def predict_instance_case(
-    ensemble: Ensemble, volume: Volume, tta: bool | None = None
+    ensemble: Ensemble, scan: Volume | Sequence[Volume], tta: bool | None = None
 ) -> Prediction:
     """Lesion instances of one scan, returned on the source grid (``seconds`` left to the caller).
 
     Args:
         ensemble: a Mask R-CNN run's models (pooled over folds), workflow and device.
-        volume: the source scan.
+        scan: the source scan, or one volume per input channel (the first one's grid).
         tta: ignored: Mask R-CNN runs take no test-time augmentation.
 
     Returns:
@@ -60,7 +60,8 @@ def predict_instance_case(
         ``instances`` (records, see the module docstring).
     """
     resolved = ensemble.resolved
-    prepared = prepare(resolved, volume)
+    volume = as_channels(resolved, scan)[0]
+    prepared = prepare(resolved, scan)
     found = predict_instances(
         ensemble.models,
         prepared.image(ensemble.device),

@@ -58,12 +58,18 @@ def keep_largest_component(
 
 
 def fill_holes(labels: npt.NDArray[np.integer]) -> npt.NDArray[np.integer]:
-    """Fill enclosed background holes inside each class (3D)."""
+    """Fill enclosed background holes inside each class (3D; a one-slice volume in 2D).
+
+    Along an axis of one voxel every voxel touches the border, so nothing would be enclosed in
+    3D: such axes are squeezed and the holes of the slice are filled.
+    """
     out = labels.copy()
+    flat = tuple(a for a, n in enumerate(labels.shape) if n == 1)
+    plane = labels.squeeze(axis=flat) if flat and labels.ndim - len(flat) >= 2 else labels
     for value in np.unique(labels):
         if value == 0:
             continue
-        filled = ndimage.binary_fill_holes(labels == value)
+        filled = ndimage.binary_fill_holes(plane == value).reshape(labels.shape)
         out[filled & (out == 0)] = value
     return out
 

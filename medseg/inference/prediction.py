@@ -22,12 +22,14 @@ from torch import nn
 
 from medseg.artifacts import InstanceRecord
 from medseg.config.schema import ResolvedWorkflow
+from medseg.errors import DataError
 from medseg.inference.windows import plain_tensor
+from medseg.io.geometry import affines_close
 from medseg.io.volume import Volume
 from medseg.transforms.load import metatensor_like, volume_to_metatensor
-from medseg.transforms.pipelines import IMAGE, preprocess_transforms
+from medseg.transforms.pipelines import IMAGE, channel_keys, preprocess_transforms
 
-__all__ = ["Ensemble", "Prediction", "Prepared", "prepare"]
+__all__ = ["Ensemble", "Prediction", "Prepared", "as_channels", "prepare"]
 
 PRED = "pred"
 
@@ -99,8 +101,38 @@ class Prepared:
         return plain_tensor(torch.as_tensor(inverted))
 
 
-def prepare(resolved: ResolvedWorkflow, volume: Volume) -> Prepared:
-    """The training preprocessing applied to an in-memory volume (invertible)."""
+def as_channels(resolved: ResolvedWorkflow, scan: Volume | Sequence[Volume]) -> list[Volume]:
+    """A scan as one volume per input channel of the model (the first one's grid is the output's).
+
+    Raises:
+        DataError: another number of channels than the model takes, or channels on different
+            grids.
+    """
+    volumes = [scan] if isinstance(scan, Volume) else list(scan)
+    names = resolved.plan.channels
+    if len(volumes) != len(names):
+        raise DataError(
+            f"{len(volumes)} input channel(s) given; the model takes {len(names)}: "
+            f"{', '.join(names)}",
+            hint="name channel files <case>_0000, <case>_0001 ... or predict a manifest",
+        )
+    for name, other in zip(names[1:], volumes[1:]):
+        if other.shape != volumes[0].shape or not affines_close(other.affine, volumes[0].affine):
+            raise DataError(
+                f"channel {name!r} ({other.shape}) is not on the grid of channel {names[0]!r} "
+                f"({volumes[0].shape})",
+                hint="resample every channel onto the first one's grid",
+            )
+    return volumes
+
+
+def prepare(resolved: ResolvedWorkflow, scan: Volume | Sequence[Volume]) -> Prepared:
+    """The training preprocessing applied to an in-memory scan (invertible).
+
+    ``scan``: a volume, or one volume per input channel (see :func:`as_channels`).
+    """
+    volumes = as_channels(resolved, scan)
     compose = preprocess_transforms(resolved, root=None, with_label=False, load=False)
-    data = compose({IMAGE: volume_to_metatensor(volume, dtype=np.float32)})
+    keys = channel_keys(resolved)
+    data = compose({k: volume_to_metatensor(v, dtype=np.float32) for k, v in zip(keys, volumes)})
     return Prepared(data, compose)

@@ -39,12 +39,31 @@ __all__ = ["PREDICT_FNS", "CheckpointInfo", "Prediction", "Predictor"]
 logger = logging.getLogger(__name__)
 SPACING_TOLERANCE = 8.0
 
-PredictFn = Callable[[Ensemble, Volume, bool | None], Prediction]
+PredictFn = Callable[[Ensemble, Volume | Sequence[Volume], bool | None], Prediction]
 PREDICT_FNS: dict[TaskKind, PredictFn] = {
     "semantic": predict_semantic,
     "instance": predict_instance_case,
 }
-"""``task.kind`` -> ``(ensemble, volume, tta) -> Prediction`` on the source grid."""
+"""``task.kind`` -> ``(ensemble, volume or channels, tta) -> Prediction`` on the source grid."""
+
+
+def check_slice_axis(resolved: ResolvedWorkflow, volume: Volume) -> None:
+    """Refuse a one-slice image whose slice lies across another axis than a 2D model's.
+
+    Raises:
+        DataError: e.g. a model trained on coronal one-slice NIfTIs given an axial PNG.
+    """
+    from medseg.manifest.fingerprint import oriented
+
+    shape, _ = oriented(volume)
+    flat = [a for a, n in enumerate(shape) if n == 1]
+    if resolved.spatial_dims == 2 and len(flat) == 1 and flat[0] != resolved.slice_axis:
+        raise DataError(
+            f"the image has one slice across axis {flat[0]} (after orientation to "
+            f"{resolved.preprocess.orientation}); this 2D model slices along axis "
+            f"{resolved.slice_axis}",
+            hint="give images stored like the training images (same plane)",
+        )
 
 
 @dataclass(frozen=True)
@@ -184,19 +203,54 @@ class Predictor:
                 f"{fmt(planned)} mm",
                 hint="is this the right model for these scans?",
             )
+        check_slice_axis(self.resolved, volume)
+
+    def self_check(self) -> None:
+        """Segment a blank scan of one window: a model or settings that cannot work fail here,
+        before any case of a batch.
+
+        Raises:
+            CheckpointError: naming what failed.
+        """
+        resolved = self.resolved
+        spacing = np.asarray(resolved.target_spacing, dtype=np.float64)
+        if resolved.spatial_dims == 2:
+            spacing[resolved.slice_axis] = resolved.plan.median_spacing[resolved.slice_axis]
+        blank = Volume(
+            np.zeros(resolved.volume_patch, dtype=np.float32),
+            np.diag([*spacing, 1.0]),
+            {"modality": resolved.plan.modality},
+        )
+        try:
+            self.predict([blank] * len(resolved.plan.channels), tta=False)
+        except Exception as err:  # whatever breaks here would break every case
+            raise CheckpointError(
+                f"the model cannot segment a blank scan with these settings "
+                f"({type(err).__name__}: {err})",
+                path=self.run_dir,
+                hint="check the run folder and the options; nothing was predicted",
+            ) from err
 
     def predict(
-        self, source: Volume | VolumeRef, *, root: PathLike | None = None, tta: bool | None = None
+        self,
+        source: Volume | VolumeRef | Sequence[Volume | VolumeRef],
+        *,
+        root: PathLike | None = None,
+        tta: bool | None = None,
     ) -> Prediction:
         """Segment one scan; the label map has exactly the source's shape and affine.
 
-        ``tta``: flip test-time augmentation (None: the workflow's ``infer.tta``; Mask R-CNN
-        runs take none).
+        ``source`` is the scan (volume or reference), or one per input channel (model order;
+        the first channel's grid is the output's). ``tta``: flip test-time augmentation (None:
+        the workflow's ``infer.tta``; Mask R-CNN runs take none).
         """
         start = time.perf_counter()
-        volume = source if isinstance(source, Volume) else read_volume(source, root=root)
+        sources: list[Any] = list(source) if isinstance(source, (list, tuple)) else [source]
+        volumes = [s if isinstance(s, Volume) else read_volume(s, root=root) for s in sources]
+        volume = volumes[0]
         self.check_compatible(volume)
-        prediction = PREDICT_FNS[self.resolved.task.kind](self.ensemble, volume, tta)
+        scan = volume if len(volumes) == 1 else volumes
+        prediction = PREDICT_FNS[self.resolved.task.kind](self.ensemble, scan, tta)
         if prediction.labels.shape != volume.shape:
             raise RuntimeError(f"label map {prediction.labels.shape} != source {volume.shape}")
         return replace(prediction, seconds=time.perf_counter() - start)

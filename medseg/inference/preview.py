@@ -1,4 +1,8 @@
-"""PNG preview: the slice (along the last axis) with the most foreground, labels overlaid."""
+"""PNG preview: the slice with the most foreground, labels overlaid.
+
+Slices are taken along the last axis, or along the one-voxel axis of a one-slice volume (a 2D
+image or B-scan stored with its slice axis elsewhere), so the preview shows the whole image.
+"""
 
 from __future__ import annotations
 
@@ -41,12 +45,20 @@ def best_slice(labels: npt.NDArray[np.integer]) -> int:
     return int(np.argmax(counts)) if counts.max() > 0 else labels.shape[-1] // 2
 
 
+def preview_axis(shape: tuple[int, ...]) -> int:
+    """Axis the preview slices along: the one-voxel axis of a one-slice volume, else the last."""
+    flat = [a for a, n in enumerate(shape) if n == 1]
+    return flat[0] if len(flat) == 1 else len(shape) - 1
+
+
 def write_preview(
     image: npt.NDArray[np.floating], labels: npt.NDArray[np.integer], path: PathLike
 ) -> Path:
     """Write the overlay of the slice with the most foreground as PNG (atomic)."""
     from PIL import Image
 
+    axis = preview_axis(labels.shape)
+    image, labels = np.moveaxis(image, axis, -1), np.moveaxis(labels, axis, -1)
     k = best_slice(labels)
     rgb = overlay_slice(image[:, :, k], labels[:, :, k])
     target = Path(path)

@@ -10,10 +10,12 @@ the label map returns to the host.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
 from medseg.inference.postprocess import postprocess
-from medseg.inference.prediction import Ensemble, Prediction, prepare
+from medseg.inference.prediction import Ensemble, Prediction, as_channels, prepare
 from medseg.inference.tta import tta_axes
 from medseg.inference.windows import (
     labels_from_probabilities,
@@ -61,10 +63,14 @@ def ensemble_probabilities(
     return total / len(ensemble.models)
 
 
-def predict_semantic(ensemble: Ensemble, volume: Volume, tta: bool | None = None) -> Prediction:
-    """The label map of one scan on its source grid (``seconds`` left to the caller)."""
+def predict_semantic(
+    ensemble: Ensemble, scan: Volume | Sequence[Volume], tta: bool | None = None
+) -> Prediction:
+    """The label map of one scan (a volume, or one per input channel) on its source grid (the
+    first channel's; ``seconds`` left to the caller)."""
     resolved = ensemble.resolved
-    prepared = prepare(resolved, volume)
+    volume = as_channels(resolved, scan)[0]
+    prepared = prepare(resolved, scan)
     probs = ensemble_probabilities(ensemble, prepared.image(ensemble.device), tta=tta)
     labels = labels_from_probabilities(prepared.to_source(probs, nearest=False))
     labels = postprocess(

@@ -10,7 +10,8 @@ Doing less work: ``crop_foreground`` restricts sliding to the bounding box of th
 region (body for CT: voxels above the clip floor; retina band for OCT and non-zero for MR: Otsu
 on a 4x downsampled copy) plus a margin of up to an eighth of a window (less where the margin
 would add a row of windows); ``skip_empty`` skips windows whose region holds no foreground.
-Voxels no computed window covers are background.
+Voxels no computed window covers are background. Axes shorter than a 4-voxel block (a one-slice
+image, a thin slab) are pooled over what they have and get no crop margin.
 """
 
 from __future__ import annotations
@@ -105,13 +106,16 @@ def foreground_mask(image: torch.Tensor, rule: str = "otsu") -> torch.Tensor:
     if float(data.max()) - lowest < 1e-6:
         shape = [-(-n // FOREGROUND_STRIDE) for n in image.shape[1:]]
         return torch.ones(shape, dtype=torch.bool)
-    k = FOREGROUND_STRIDE
+    # axes shorter than a block (a single slice, a thin slab) pool over what they have: the
+    # output still has ceil(n / 4) cells per axis, so block coordinates stay n // 4
+    k = [min(FOREGROUND_STRIDE, int(n)) for n in image.shape[1:]]
     if rule == "above_min":
         above = (data > lowest + 1e-3).float()
-        return F.max_pool3d(above, kernel_size=k, stride=k, ceil_mode=True)[0, 0] > 0
+        blocks = F.max_pool3d(above, kernel_size=k, stride=FOREGROUND_STRIDE, ceil_mode=True)
+        return blocks[0, 0] > 0
     from skimage.filters import threshold_otsu
 
-    pooled = F.avg_pool3d(data, kernel_size=k, stride=k, ceil_mode=True)
+    pooled = F.avg_pool3d(data, kernel_size=k, stride=FOREGROUND_STRIDE, ceil_mode=True)
     values = pooled[0, 0].cpu().numpy()
     mask = (pooled > float(threshold_otsu(values.ravel()))).float()
     return F.max_pool3d(mask, kernel_size=3, stride=1, padding=1)[0, 0] > 0

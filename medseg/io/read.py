@@ -8,6 +8,8 @@ the same voxels on the same world grid. Supported references:
 * a DICOM file: a multi-frame image (Enhanced CT/MR, Ophthalmic Tomography) or one slice;
 * a folder holding exactly one usable DICOM series (walked recursively);
 * a folder with a ``spacing.json`` sidecar: PNG/TIFF B-scan or slice stack;
+* a PNG, JPEG, TIFF, BMP or GIF file (one slice per page; :mod:`medseg.io.image_files`), or an
+  :class:`~medseg.io.image_files.ImageFileRef` (one colour component, a pixel spacing);
 * a vendor OCT export: Heidelberg HEYEX ``.vol`` file or XML export (file or folder), read
   through eyepy (:mod:`medseg.io.oct_vendor`; raster and line scans);
 * a :class:`DicomSeriesRef` (series UID + files, as stored in manifests);
@@ -24,6 +26,7 @@ from medseg.errors import DataError
 from medseg.io.dicom import SeriesInfo, check_series, find_series
 from medseg.io.dicom_header import CorruptDicomError, NotDicomError, read_header
 from medseg.io.dicom_read import read_series
+from medseg.io.image_files import ImageFileRef, is_image_file, read_image_file, read_image_ref
 from medseg.io.images import is_image_stack, read_image_stack
 from medseg.io.nifti import is_nifti, read_nifti, write_nifti
 from medseg.io.oct_vendor import read_vendor_volume, vendor_format
@@ -44,7 +47,7 @@ class DicomSeriesRef(BaseModel):
     files: list[str] = Field(min_length=1)
 
 
-VolumeRef = PathLike | DicomSeriesRef | SeriesInfo
+VolumeRef = PathLike | DicomSeriesRef | SeriesInfo | ImageFileRef
 
 
 def _read_series_ref(ref: DicomSeriesRef, root: Path | None) -> Volume:
@@ -108,6 +111,8 @@ def read_volume(ref: VolumeRef, *, root: PathLike | None = None) -> Volume:
         return read_series(ref)
     if isinstance(ref, DicomSeriesRef):
         return _read_series_ref(ref, root_path)
+    if isinstance(ref, ImageFileRef):
+        return read_image_ref(ref, root_path)
     path = Path(ref)
     if root_path is not None and not path.is_absolute():
         path = root_path / path
@@ -123,12 +128,14 @@ def read_volume(ref: VolumeRef, *, root: PathLike | None = None) -> Volume:
         return read_sitk(path)
     if vendor_format(path):
         return read_vendor_volume(path)
+    if is_image_file(path):
+        return read_image_file(path)
     try:
         header = read_header(path)
     except NotDicomError as err:
         raise DataError(
-            "unsupported file type (expected NIfTI, NRRD/MHA, DICOM, a HEYEX VOL/XML export "
-            "or a stack folder)",
+            "unsupported file type (expected NIfTI, NRRD/MHA, DICOM, PNG/JPEG/TIFF/BMP/GIF, a "
+            "HEYEX VOL/XML export or a stack folder)",
             path=path,
         ) from err
     except CorruptDicomError as err:

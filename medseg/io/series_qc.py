@@ -3,7 +3,8 @@
 Every finding is an :class:`~medseg.io.qc.Issue`: ``error`` means the series cannot be used as a
 volume, ``warning`` means it is usable and says what medseg did. Codes: ``localizer_excluded`` /
 ``localizer`` (scouts), ``missing_geometry``, ``mixed_sizes``, ``mixed_orientations``,
-``non_orthogonal``, ``duplicate_file``, ``duplicate_positions``, ``single_slice``,
+``non_orthogonal``, ``duplicate_file``, ``duplicate_positions``, ``single_slice`` (a warning:
+a one-slice volume),
 ``missing_slice`` (gap), ``nonuniform_spacing``, ``gantry_tilt``, ``missing_codec``,
 ``unsupported_codec``, ``not_grayscale``, ``multiple_multiframe``, ``no_frame_positions``.
 """
@@ -213,7 +214,7 @@ def _check_single_frames(info: SeriesInfo, headers: Sequence[DicomHeader]) -> No
     if qc.has_errors(info.issues):
         return
     if len(kept) == 1:
-        info.issues.append(qc.error("single_slice", "a single slice is not a volume", kept[0].path))
+        _single_slice(info, kept[0], iops[0])
         return
     positions = np.array([h.position for h in kept], dtype=np.float64)
     _check_spacing(info, positions, normal, [h.instance_number for h in kept])
@@ -318,6 +319,24 @@ def _set_geometry(
     info.affine_lps = dicom_affine_lps(iop, positions[0], pixel_spacing, step)
     info.shape = (size_cr[0], size_cr[1], n)
     info.positions_mm = proj
+
+
+def _single_slice(info: SeriesInfo, header: DicomHeader, iop: npt.NDArray[np.float64]) -> None:
+    """A series of one slice: a one-slice volume, as thick as SpacingBetweenSlices or
+    SliceThickness say (1 mm without either)."""
+    thickness = header.spacing_between_slices or header.slice_thickness or 1.0
+    info.issues.append(
+        qc.warning(
+            "single_slice",
+            f"one slice: read as a one-slice (2D) volume, {thickness:g} mm thick",
+            header.path,
+        )
+    )
+    normal = slice_normal(iop)
+    position = np.asarray(header.position, dtype=np.float64)
+    info.affine_lps = dicom_affine_lps(iop, position, header.pixel_spacing, normal * thickness)  # type: ignore[arg-type]
+    info.shape = (header.columns, header.rows, 1)
+    info.positions_mm = np.asarray([float(position @ normal)])
 
 
 def _check_multiframe(info: SeriesInfo, header: DicomHeader) -> None:

@@ -1,10 +1,12 @@
 """``build_manifest``: a clinical scan folder -> a manifest (cases, labels, folds, issues).
 
 Discovery: DICOM series (headers only, with series QC), NIfTI, NRRD/MHA files, PNG/TIFF stacks
-(folders with ``spacing.json``) and vendor OCT exports (HEYEX VOL files and XML folders, see
-:mod:`medseg.manifest.vendor`; their per-B-scan mask folders in ``--labels`` become NIfTI labels).
-NIfTI files may carry a BIDS-style JSON sidecar
-(``<name>.json`` with ``patient_id``, ``study_date``, ``laterality``, ``modality``). Labels come
+(folders with ``spacing.json``), single 2D images (PNG, JPEG, TIFF, BMP, GIF; channels and
+spacing decided by :mod:`medseg.manifest.image_cases`) and vendor OCT exports (HEYEX VOL files and
+XML folders, see :mod:`medseg.manifest.vendor`; their per-B-scan mask folders in ``--labels``
+become NIfTI labels). NIfTI files and 2D images may carry a BIDS-style JSON sidecar
+(``<name>.json`` with ``patient_id``, ``study_date``, ``laterality``, ``modality``; 2D images also
+``pixel_spacing_mm``). Label values are mapped by :mod:`medseg.manifest.label_values`. Labels come
 from ``--labels DIR`` (matched by the rules in :mod:`medseg.manifest.naming`, label names from an
 optional ``labels.json`` there) or from an explicit pairs CSV. Nothing is fatal per file: unusable
 series, unreadable and non-scan files are listed in ``skipped`` with the reason.
@@ -24,12 +26,16 @@ from pathlib import Path
 from medseg.errors import ConfigError, DataError
 from medseg.io import qc
 from medseg.io.dicom import SeriesInfo, find_series, iter_files
+from medseg.io.image_files import IMAGE_FILE_SUFFIXES, ImageFileRef, is_image_file
 from medseg.io.images import SIDECAR_NAME, load_sidecar
 from medseg.io.nifti import is_nifti
+from medseg.io.oct_vendor import vendor_format
 from medseg.io.qc import Issue
 from medseg.io.read import DicomSeriesRef
 from medseg.io.sitk_io import is_sitk_file
 from medseg.manifest import naming, vendor
+from medseg.manifest.image_cases import ImageCases, decide_image_cases
+from medseg.manifest.label_values import decide_label_mapping
 from medseg.manifest.pairs import read_pairs
 from medseg.manifest.pseudonym import pseudonym, pseudonymous_case_id
 from medseg.manifest.schema import Case, Manifest, SkippedItem
@@ -192,14 +198,11 @@ def _other_candidates(
         if path.parent in stack_set:
             continue
         name = path.name.lower()
-        if is_nifti(path) or (is_sitk_file(path) and not name.endswith(".nhdr")):
+        scan = is_nifti(path) or (is_sitk_file(path) and not name.endswith(".nhdr"))
+        if scan or is_image_file(path):
             out.append(_file_candidate(path, pattern))
         elif name.endswith((".raw", ".zraw")) or (name.endswith(".json") and _is_sidecar(path)):
             continue
-        elif name.endswith((".png", ".tif", ".tiff")):
-            skipped.append(
-                SkippedItem(path=str(path), reason=f"image without {SIDECAR_NAME}: no spacing")
-            )
         else:
             skipped.append(SkippedItem(path=str(path), reason="not a scan"))
     return out
@@ -207,17 +210,19 @@ def _other_candidates(
 
 def _is_sidecar(path: Path) -> bool:
     stem = path.name[: -len(".json")]
-    return any((path.parent / f"{stem}{ext}").exists() for ext in (".nii.gz", ".nii"))
+    suffixes = (".nii.gz", ".nii", *IMAGE_FILE_SUFFIXES)
+    return any((path.parent / f"{stem}{ext}").exists() for ext in suffixes)
 
 
 def _under(path: Path, folder: Path | None) -> bool:
     return folder is not None and (path == folder or folder in path.parents)
 
 
-def _label_files(labels_dir: Path) -> dict[str, Path]:
+def _label_files(labels_dir: Path, exclude: set[Path]) -> dict[str, Path]:
+    """Label files by label key (files in the ``exclude`` folders left out)."""
     found: dict[str, Path] = {}
     for path in sorted(iter_files([labels_dir])):
-        if path.name.lower().endswith(naming.LABEL_SUFFIXES):
+        if path.name.lower().endswith(naming.LABEL_SUFFIXES) and path.parent not in exclude:
             found.setdefault(naming.label_key(path), path)
     return found
 
@@ -225,7 +230,9 @@ def _label_files(labels_dir: Path) -> dict[str, Path]:
 def _match_labels(
     candidates: Sequence[Candidate], labels_dir: Path, skipped: list[SkippedItem]
 ) -> dict[str, Path]:
-    available = _label_files(labels_dir)
+    has_vendor = any(isinstance(c.source, Path) and vendor_format(c.source) for c in candidates)
+    mask_folders = set(vendor.mask_folders(labels_dir).values()) if has_vendor else set()
+    available = _label_files(labels_dir, mask_folders)  # per-B-scan masks: vendor_mask_labels
     per_patient = Counter(c.patient_id for c in candidates)
     matched: dict[str, Path] = {}
     used: set[Path] = set()
@@ -268,8 +275,8 @@ def _label_names(
     return names, lesions
 
 
-def _infer_label_names(paths: Iterable[Path]) -> dict[str, str]:
-    """Label names from the values present in the label maps (``label_<v>``)."""
+def _label_file_values(paths: Iterable[Path]) -> set[int]:
+    """Distinct values of the label maps (unreadable ones skipped: ``manifest check`` says why)."""
     import numpy as np
 
     from medseg.io.read import read_volume
@@ -279,8 +286,35 @@ def _infer_label_names(paths: Iterable[Path]) -> dict[str, str]:
         try:
             values |= {int(v) for v in np.unique(read_volume(path).array)}
         except (DataError, ValueError):
-            continue  # manifest check reports unreadable labels
-    return {"0": "background", **{str(v): f"label_{v}" for v in sorted(values - {0})}}
+            continue
+    return values
+
+
+def _label_spec(
+    labels_dir: Path | None,
+    labels: dict[str, Path],
+    label_names: dict[int, str] | None,
+    lesion_labels: Sequence[int] | None,
+) -> tuple[dict[str, str], list[int], dict[str, int]]:
+    """Label names, lesion labels and the file-value mapping of the data set.
+
+    The label files are read when no names are declared (names ``label_<v>`` from the values) or
+    when they are 2D images (values such as 0/255 to map, :mod:`medseg.manifest.label_values`).
+    """
+    names, lesions = _label_names(labels_dir, label_names, lesion_labels)
+    images = [p for p in labels.values() if is_image_file(p)]
+    if not labels or (len(names) > 1 and not images):
+        return names, lesions, {}
+    values = _label_file_values(labels.values())
+    declared = [int(k) for k in names if k != "0"] or None
+    lossy = bool(images) and all(p.suffix.lower() in (".jpg", ".jpeg") for p in images)
+    mapping = decide_label_mapping(values, declared, lossy=lossy)
+    if len(names) == 1:
+        kept = {mapping.get(v, v) for v in values} - {0}
+        names = {"0": "background", **{str(v): f"label_{v}" for v in sorted(kept)}}
+    if mapping:
+        logger.info("label values mapped: %s", ", ".join(f"{k} -> {v}" for k, v in mapping.items()))
+    return names, lesions, {str(k): v for k, v in mapping.items()}
 
 
 def _relative(path: Path, root: Path) -> str:
@@ -294,16 +328,19 @@ def _relative_skip(item: SkippedItem, root: Path) -> SkippedItem:
     )
 
 
-def _to_case(c: Candidate, label: Path | None, root: Path) -> Case:
+def _to_case(c: Candidate, label: Path | None, root: Path, images2d: ImageCases) -> Case:
     source = c.source
-    image: str | DicomSeriesRef = (
-        DicomSeriesRef(
-            series_uid=source.series_uid, files=[_relative(Path(f), root) for f in source.files]
-        )
-        if isinstance(source, DicomSeriesRef)
-        else _relative(source, root)
-    )
+    images: dict[str, str | DicomSeriesRef | ImageFileRef]
+    if isinstance(source, DicomSeriesRef):
+        files = [_relative(Path(f), root) for f in source.files]
+        images = {"image": DicomSeriesRef(series_uid=source.series_uid, files=files)}
+    elif isinstance(source, Path) and source in images2d.facts:
+        images = dict(images2d.sources(source, root))
+    else:
+        images = {"image": _relative(source, root)}
     issues = list(c.issues)
+    if isinstance(source, Path):
+        issues += images2d.issues(source)
     if label is None:
         issues.append(
             qc.info("no_label", "no label map found; the case is used for inference only")
@@ -314,7 +351,7 @@ def _to_case(c: Candidate, label: Path | None, root: Path) -> Case:
         study_date=c.study_date,
         laterality=c.laterality,  # type: ignore[arg-type]
         modality=c.modality,
-        images={"image": image},
+        images=images,
         label=None if label is None else _relative(label, root),
         issues=issues,
     )
@@ -401,6 +438,24 @@ def _scan(
     return candidates, labels
 
 
+def _image_decisions(
+    candidates: list[Candidate],
+    pixel_spacing_mm: tuple[float, float] | None,
+    skipped: list[SkippedItem],
+) -> ImageCases:
+    """Channels and spacing of the 2D image candidates; unreadable images are skipped (in
+    place)."""
+    decisions, unreadable = decide_image_cases([c.source for c in candidates], pixel_spacing_mm)
+    for path, reason in unreadable.items():
+        skipped.append(SkippedItem(path=str(path), reason=f"unreadable image: {reason}"))
+    candidates[:] = [
+        c for c in candidates if not (isinstance(c.source, Path) and c.source in unreadable)
+    ]
+    if not candidates:
+        raise DataError("no readable scans found", hint="see the skipped files listed above")
+    return decisions
+
+
 def build_manifest(
     scan_dir: PathLike,
     output: PathLike,
@@ -415,6 +470,7 @@ def build_manifest(
     lesion_labels: Sequence[int] | None = None,
     patient_pattern: str | None = None,
     pseudonym_key: str | None = None,
+    pixel_spacing_mm: tuple[float, float] | None = None,
 ) -> BuildResult:
     """Discover scans under ``scan_dir`` and build (not save) a manifest for ``output``.
 
@@ -434,6 +490,8 @@ def build_manifest(
         patient_pattern: regex with a ``(?P<patient>...)`` group to get patient ids from file names.
         pseudonym_key: replace patient ids (and the patient part of case ids) by keyed hashes
             (:mod:`medseg.manifest.pseudonym`); the mapping is returned in ``pseudonyms``.
+        pixel_spacing_mm: ``[row, column]`` mm for 2D image files without a sidecar spacing
+            (``--spacing``; overrides the files' own resolution).
 
     Raises:
         ConfigError: bad options (pattern, CSV columns, folds); DataError: no scans found.
@@ -447,14 +505,11 @@ def build_manifest(
     candidates, labels = _scan(
         root, labels_path, pairs_csv, _patient_regex(patient_pattern), summary, masks_dir
     )
-    names, lesions = _label_names(labels_path, label_names, lesion_labels)
-    if len(names) == 1 and labels:
-        names = _infer_label_names(labels.values())
+    names, lesions, mapping = _label_spec(labels_path, labels, label_names, lesion_labels)
+    images2d = _image_decisions(candidates, pixel_spacing_mm, summary.skipped)
     candidates.sort(key=lambda c: c.case_id)
-    cases = [_to_case(c, labels.get(c.case_id), root) for c in candidates]
-    table: list[tuple[str, str, str, str]] = []
-    if pseudonym_key is not None:
-        cases, table = pseudonymize_cases(cases, pseudonym_key)
+    cases = [_to_case(c, labels.get(c.case_id), root, images2d) for c in candidates]
+    cases, table = pseudonymize_cases(cases, pseudonym_key) if pseudonym_key else (cases, [])
     cases = assign_splits(cases, n_folds=n_folds, seed=seed, test_fraction=test_fraction)
     out_dir = Path(output).resolve().parent
     summary.skipped = [_relative_skip(item, root) for item in summary.skipped]
@@ -463,6 +518,8 @@ def build_manifest(
         data_root=_relative(root, out_dir),
         labels=names,
         lesion_labels=lesions,
+        label_mapping=mapping,
+        channels=list(images2d.channels),
         n_folds=n_folds if labels else 1,  # inference only: no folds
         cases=cases,
         skipped=summary.skipped,
@@ -470,9 +527,6 @@ def build_manifest(
     summary.count(cases)
     logger.info(
         "manifest %s: %d cases (%d labelled), %d skipped",
-        manifest.name,
-        summary.cases,
-        summary.labelled,
-        len(summary.skipped),
+        *(manifest.name, summary.cases, summary.labelled, len(summary.skipped)),
     )
     return BuildResult(manifest, summary, table)

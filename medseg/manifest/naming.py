@@ -5,14 +5,15 @@ Case ids (documented in the README):
 * DICOM series: ``<PatientID>[_<OD|OS>][_<StudyDate>][_S<SeriesNumber>]`` — the eye for
   ophthalmic series; the study date only when the patient has several studies; the series number
   only when that is still ambiguous (several usable series in one study).
-* NIfTI / NRRD / MHA files: the file name without extension; PNG/TIFF stacks: the folder name.
+* NIfTI / NRRD / MHA files and 2D images (PNG, JPEG, TIFF, BMP): the file name without
+  extension; PNG/TIFF stacks: the folder name.
 
 Characters outside ``[A-Za-z0-9._-]`` become ``-``.
 
 Labels in ``--labels DIR`` are matched by file stem (extensions ``.nii.gz``, ``.nii``, ``.nrrd``,
-``.mha``; an optional ``_label``/``_seg``/``_mask`` suffix is ignored), in this order: the case id;
-the image file's stem; the PatientID when the patient has exactly one case; the
-SeriesInstanceUID.
+``.mha``, ``.png``, ``.tif``, ``.tiff``, ``.bmp``, ``.gif``, ``.jpg``, ``.jpeg``; an optional
+``_label``, ``_seg`` or ``_mask`` suffix is ignored), in this order: the case id; the image file's
+stem; the PatientID when the patient has exactly one case; the SeriesInstanceUID.
 """
 
 from __future__ import annotations
@@ -23,7 +24,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-LABEL_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha")
+LABEL_SUFFIXES = (
+    *(".nii.gz", ".nii", ".nrrd", ".mha"),
+    *(".png", ".tif", ".tiff", ".bmp", ".gif", ".jpg", ".jpeg"),
+)
 _LABEL_TAILS = ("_label", "_labels", "_seg", "_mask")
 _BAD = re.compile(r"[^A-Za-z0-9._-]+")
 

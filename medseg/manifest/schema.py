@@ -8,6 +8,7 @@ A manifest is a JSON file listing the cases of a dataset::
       "data_root": "../scans",                  # relative to the manifest file, or absolute
       "labels": {"0": "background", "1": "IRF", "2": "SRF"},
       "lesion_labels": [1, 2],                  # labels whose connected components are lesions
+      "label_mapping": {},                      # value in the label files -> label, e.g. {"255": 1}
       "channels": ["image"],
       "n_folds": 5,
       "cases": [
@@ -19,8 +20,14 @@ A manifest is a JSON file listing the cases of a dataset::
       "skipped": [{"path": "README.txt", "reason": "not a scan"}]
     }
 
-An image source is a path (file or folder, relative to ``data_root``) or a DICOM series reference
-``{"series_uid": ..., "files": [...]}``. Folds are assigned by patient, never by series.
+An image source is a path (file or folder, relative to ``data_root``), a DICOM series reference
+``{"series_uid": ..., "files": [...]}`` or a 2D image file reference ``{"path": ..., "component":
+0, "pixel_spacing_mm": [r, c]}`` (one colour component; a spacing the file lacks). Folds are
+assigned by patient, never by series.
+
+Label maps stored as 2D image files (PNG, TIFF, ...) have no geometry of their own: they are read
+on their image's pixel grid (same size required). ``label_mapping`` (see
+:mod:`medseg.manifest.label_values`) is applied to every label map read through the manifest.
 """
 
 from __future__ import annotations
@@ -31,15 +38,17 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from medseg._version import __version__
-from medseg.errors import ConfigError
+from medseg.errors import ConfigError, GeometryError
 from medseg.io.atomic import write_text_atomic
+from medseg.io.image_files import ImageFileRef
 from medseg.io.qc import Issue
 from medseg.io.read import DicomSeriesRef, read_volume
 from medseg.io.volume import Volume
+from medseg.manifest.label_values import apply_label_mapping
 from medseg.types import PathLike
 
 MANIFEST_SCHEMA_VERSION: Literal[1] = 1
-ImageSource = str | DicomSeriesRef
+ImageSource = str | DicomSeriesRef | ImageFileRef
 
 
 class Case(BaseModel):
@@ -78,6 +87,9 @@ class Manifest(BaseModel):
     data_root: str = "."
     labels: dict[str, str] = Field(default_factory=lambda: {"0": "background"})
     lesion_labels: list[int] = Field(default_factory=list)
+    label_mapping: dict[str, int] = Field(
+        default_factory=dict, description="value in the label files -> label value"
+    )
     channels: list[str] = Field(default_factory=lambda: ["image"], min_length=1)
     n_folds: int = Field(default=5, ge=1)
     cases: list[Case] = Field(default_factory=list)
@@ -99,6 +111,12 @@ class Manifest(BaseModel):
         for value in self.lesion_labels:
             if str(value) not in self.labels or value == 0:
                 raise ValueError(f"lesion label {value} is not a declared foreground label")
+        for source, target in self.label_mapping.items():
+            if not source.lstrip("-").isdigit() or str(target) not in self.labels:
+                raise ValueError(
+                    f"label_mapping {source!r} -> {target}: expected an integer mapped to a "
+                    "declared label"
+                )
         for case in self.cases:
             missing = set(self.channels) - set(case.images)
             if missing:
@@ -110,6 +128,11 @@ class Manifest(BaseModel):
         """Absolute data root (``data_root`` resolved against the manifest file's folder)."""
         base = self._location.parent if self._location is not None else Path.cwd()
         return (base / self.data_root).resolve()
+
+    @property
+    def label_map(self) -> dict[int, int]:
+        """``label_mapping`` with integer keys (file value -> label value)."""
+        return {int(k): int(v) for k, v in self.label_mapping.items()}
 
     @property
     def label_values(self) -> list[int]:
@@ -134,10 +157,25 @@ class Manifest(BaseModel):
         return read_volume(source, root=self.root)
 
     def read_label(self, case: Case) -> Volume:
-        """Read the case's label map (ValueError if it has none)."""
+        """Read the case's label map with ``label_mapping`` applied (ValueError if it has none).
+
+        Any label-map format :func:`~medseg.io.label_files.read_label_map` reads (segmentation
+        objects map their segments by the manifest's label names); a label map stored as a 2D
+        image file takes its image's grid.
+
+        Raises:
+            DataError: unreadable label map.
+            GeometryError: a 2D label image whose size differs from the image's.
+        """
+        from medseg.io.label_files import read_label_map
+
         if case.label is None:
             raise ValueError(f"case {case.case_id} has no label")
-        return read_volume(case.label, root=self.root)
+        names = {int(k): v for k, v in self.labels.items() if k != "0"}
+        label = read_label_map(self.resolve(case.label), label_names=names)
+        if "spacing_source" in label.meta:  # a plain image file: no geometry of its own
+            label = on_image_grid(label, self.read_image(case), case.case_id)
+        return label.with_array(apply_label_mapping(label.array, self.label_map))
 
     def cases_in(self, *, split: str | None = None, folds: set[int] | None = None) -> list[Case]:
         """Cases filtered by split and/or fold."""
@@ -146,6 +184,22 @@ class Manifest(BaseModel):
             for c in self.cases
             if (split is None or c.split == split) and (folds is None or c.fold in folds)
         ]
+
+
+def on_image_grid(label: Volume, image: Volume, case_id: str) -> Volume:
+    """A label image (no geometry of its own) placed on its image's grid.
+
+    Raises:
+        GeometryError: the sizes differ.
+    """
+    if label.shape != image.shape:
+        raise GeometryError(
+            f"label image size {label.shape[:2]} x {label.shape[2]} differs from the image's "
+            f"{image.shape[:2]} x {image.shape[2]} (columns, rows x pages)",
+            case_id=case_id,
+            path=label.meta.get("source"),
+        )
+    return Volume(label.array, image.affine, {**label.meta, "spacing_source": "image"})
 
 
 def _format_validation(err: ValidationError) -> str:

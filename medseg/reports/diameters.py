@@ -7,7 +7,7 @@ measures ``2r`` minus at most one voxel diagonal.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -66,10 +66,15 @@ def max_pairwise_distance(points_mm: npt.NDArray[np.float64]) -> Axis:
 
 
 def surface_voxels(mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.intp]:
-    """``(N, ndim)`` indices of the mask voxels with a face neighbour outside the mask."""
-    structure = _EDGE_6 if mask.ndim == 3 else _EDGE_4
-    interior = ndimage.binary_erosion(mask, structure=structure, border_value=0)
-    return np.argwhere(mask & ~interior)
+    """``(N, ndim)`` indices of the mask voxels with a face neighbour outside the mask.
+
+    A one-slice mask has no neighbours across its slice: its surface is its slice's outline.
+    """
+    flat = tuple(a for a, n in enumerate(mask.shape) if n == 1)
+    plane = np.squeeze(mask, axis=flat) if mask.ndim == 3 and len(flat) == 1 else mask
+    structure = _EDGE_6 if plane.ndim == 3 else _EDGE_4
+    interior = ndimage.binary_erosion(plane, structure=structure, border_value=0)
+    return np.argwhere((plane & ~interior).reshape(mask.shape))
 
 
 def longest_diameter(mask: npt.NDArray[np.bool_], linear: npt.NDArray[np.float64]) -> Axis:
@@ -157,3 +162,17 @@ def inplane_axes(mask: npt.NDArray[np.bool_], linear: npt.NDArray[np.float64]) -
     if best is None:
         raise ValueError("inplane_axes: empty mask")
     return best
+
+
+def inplane_axes_along(
+    mask: npt.NDArray[np.bool_], linear: npt.NDArray[np.float64], slice_axis: int
+) -> InplaneAxes:
+    """:func:`inplane_axes` in the slices across ``slice_axis`` (end points and ``slice_index``
+    in the mask's own axis order); a one-slice volume is measured in its one plane."""
+    if slice_axis == 2:
+        return inplane_axes(mask, linear)
+    order = [a for a in range(3) if a != slice_axis] + [slice_axis]
+    found = inplane_axes(np.transpose(mask, order), linear[:, order])
+    back = np.argsort(order)
+    ends = lambda pair: (pair[0][back], pair[1][back])  # noqa: E731
+    return replace(found, long_ends=ends(found.long_ends), short_ends=ends(found.short_ends))

@@ -26,6 +26,7 @@ from medseg.artifacts import (
     read_run_report,
 )
 from medseg.errors import ConfigError, DataError
+from medseg.io.image_files import IMAGE_FILE_SUFFIXES, ImageFileRef
 from medseg.io.label_files import label_map_files
 from medseg.io.read import DicomSeriesRef
 from medseg.manifest.schema import Case, Manifest, load_manifest
@@ -35,11 +36,11 @@ from medseg.types import PathLike
 logger = logging.getLogger(__name__)
 
 INSTANCES_SUFFIX = "_instances"
-_IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".dcm")
+_IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".dcm", *IMAGE_FILE_SUFFIXES)
 _IMAGE_SUBFOLDERS = ("images", "imagesTr", "imagesTs")
 NNUNET_FIRST_CHANNEL = "_0000"
 
-ImageRef = str | DicomSeriesRef
+ImageRef = str | DicomSeriesRef | ImageFileRef
 
 
 @dataclass(frozen=True)
@@ -137,6 +138,28 @@ def _find_image(folder: Path, case_id: str) -> str | None:
     return None
 
 
+def _display_source(source: ImageRef) -> ImageRef:
+    """What figures show: the grey image of a colour component reference."""
+    if isinstance(source, ImageFileRef) and source.component is not None:
+        return source.model_copy(update={"component": None})
+    return source
+
+
+def _run_report_source(source: Any) -> ImageRef | None:
+    """An existing image named by a run report's ``source`` (first channel; grey of a colour
+    component)."""
+    if isinstance(source, list) and source:
+        source = source[0]
+    if isinstance(source, dict) and "path" in source:
+        try:
+            return _display_source(ImageFileRef.model_validate(source))
+        except ValueError:
+            return None
+    if isinstance(source, str) and source and Path(source).exists():
+        return source
+    return None
+
+
 def _output(pred_dir: Path, entry: CaseResult | None, key: str, default: str) -> Path | None:
     name = entry.outputs.get(key) if entry is not None else None
     path = pred_dir / (name or default)
@@ -157,12 +180,11 @@ def _case_source(
     image: ImageRef | None = None
     root: Path | None = None
     if mcase is not None and manifest is not None:
-        image, root = mcase.images[manifest.channels[0]], manifest.root
+        image, root = _display_source(mcase.images[manifest.channels[0]]), manifest.root
     elif image_dir is not None:
         image = _find_image(image_dir, case_id)
-    source = entry.source if entry is not None and isinstance(entry.source, str) else ""
-    if image is None and source and Path(source).exists():
-        image = source
+    if image is None:
+        image = _run_report_source(entry.source if entry is not None else None)
     default = found.name if found is not None else f"{case_id}.nii.gz"
     labels_path = _output(pred_dir, entry, "labels", default)
     return CaseSource(

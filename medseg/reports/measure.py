@@ -19,7 +19,7 @@ from scipy import ndimage
 
 from medseg.io.volume import Volume
 from medseg.labelmaps import label_components
-from medseg.reports.diameters import inplane_axes, longest_diameter
+from medseg.reports.diameters import inplane_axes_along, longest_diameter
 from medseg.reports.schema import ClassTotal, LesionRecord
 
 logger = logging.getLogger(__name__)
@@ -127,7 +127,9 @@ def _measure_one(
     centroid = coords.mean(axis=0) + offset
     lo, hi = coords.min(axis=0) + offset, coords.max(axis=0) + offset
     box_min, box_max = _box_lps(labels, lo, hi)
-    axes = inplane_axes(mask, linear)
+    flat = [a for a, n in enumerate(labels.shape) if n == 1]
+    slice_axis = flat[0] if len(flat) == 1 else 2  # a one-slice volume: its own plane
+    axes = inplane_axes_along(mask, linear, slice_axis)
     out: dict[str, object] = {
         "n_voxels": n_voxels,
         "volume_mm3": volume_mm3,
@@ -135,7 +137,7 @@ def _measure_one(
         "longest_diameter_mm": longest_diameter(mask, linear).length_mm,
         "inplane_long_mm": axes.long_mm,
         "inplane_short_mm": axes.short_mm,
-        "inplane_slice": int(axes.slice_index + offset[2]),
+        "inplane_slice": int(axes.slice_index + offset[slice_axis]),
         "long_axis_voxel": tuple(_vec(p + offset) for p in axes.long_ends),
         "short_axis_voxel": tuple(_vec(p + offset) for p in axes.short_ends),
         "centroid_voxel": _vec(centroid),

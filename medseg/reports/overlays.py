@@ -134,19 +134,25 @@ def ct_lesion_figure(
         (np.s_[crop[0], centre[1], crop[2]], (0, 2), (), up),
         (np.s_[centre[0], crop[1], crop[2]], (1, 2), (), up),
     ]
+    names = ["axial", "coronal", "sagittal"]
+    flat = [a for a, n in enumerate(labels.shape) if n == 1]  # one-slice volume: its plane only
+    keep = [n for n, view in enumerate(views) if not set(view[1]) & set(flat)] or [0]
     panels = []
-    for index, (u, v), segments, flip in views:
+    for index, (u, v), segments, flip in (views[n] for n in keep):
         plane, mask = volume[index], labels.array[index]
         aspect = plane.shape[0] * spacing[u] / (plane.shape[1] * spacing[v])
         size = (max(int(PANEL_HEIGHT_PX * aspect), 8), PANEL_HEIGHT_PX)
         panels.append(render_plane(plane, mask, classes=classes, window=window, size_px=size,
                                    segments=segments, flip_vertical=flip))  # fmt: skip
+    shown = [names[n] for n in keep]
+    parts = [f"axial (slice {lesion.inplane_slice})" if n == 0 else names[n] for n in keep]
+    text = ", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else parts[0]
     caption = (
-        f"Axial (slice {lesion.inplane_slice}), coronal and sagittal views. {lesion.label_name} "
+        f"{text[0].upper()}{text[1:]} view{'s' if len(parts) > 1 else ''}. {lesion.label_name} "
         f"{lesion.lesion_id}: {lesion.volume_mm3:.0f} mm³, long axis {lesion.inplane_long_mm:.1f}"
         f" x {lesion.inplane_short_mm:.1f} mm, longest 3D {lesion.longest_diameter_mm:.1f} mm."
     )
-    figure = _side_by_side(panels, ("axial", "coronal", "sagittal"))
+    figure = _side_by_side(panels, shown)
     return FigureImage(f"Lesion {lesion.lesion_id} ({lesion.label_name})", caption, _png(figure))
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from medseg.io.image_files import ImageFileRef
 from medseg.io.read import DicomSeriesRef
 from medseg.reports.schema import PersonalData
 
@@ -44,7 +45,7 @@ def _candidate_files(source: str | DicomSeriesRef, root: Path | None) -> list[Pa
 
 
 def read_personal_data(
-    source: str | DicomSeriesRef | None, *, root: Path | None = None
+    source: str | DicomSeriesRef | ImageFileRef | None, *, root: Path | None = None
 ) -> PersonalData | None:
     """Patient name and birth date from the first DICOM file of an image source.
 
@@ -56,7 +57,7 @@ def read_personal_data(
     Returns:
         :class:`PersonalData`, or ``None`` when the source is not DICOM or has neither tag.
     """
-    if source is None:
+    if source is None or isinstance(source, ImageFileRef):  # 2D images carry no personal data
         return None
     for path in _candidate_files(source, root):
         found = _read_tags(path)

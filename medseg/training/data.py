@@ -80,7 +80,11 @@ def preprocess_cases(
 ) -> list[dict[str, Any]]:
     """Load and preprocess cases once (orientation, spacing, normalisation), keeping them in RAM."""
     transform = preprocess_transforms(
-        resolved, root=manifest.root, with_label=True, for_training=for_training
+        resolved,
+        root=manifest.root,
+        with_label=True,
+        for_training=for_training,
+        label_mapping=manifest.label_map,
     )
     items = []
     for case in cases:

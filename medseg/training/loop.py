@@ -24,18 +24,19 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from medseg.config.schema import ResolvedWorkflow
-from medseg.errors import ConfigError
+from medseg.errors import ConfigError, MedsegError
 from medseg.io.atomic import jsonable, write_json_atomic
 from medseg.manifest.schema import Manifest
 from medseg.models.registry import build_model
 from medseg.models.runtime import amp_dtype, autocast
 from medseg.run_folder import LAST
 from medseg.training import distributed as ddp
-from medseg.training.data import PatchDataset, preprocess_cases, split_fold
+from medseg.training.data import FoldSplit, PatchDataset, preprocess_cases, split_fold
 from medseg.training.optim import build_optimizer, build_scheduler
+from medseg.training.preflight import run_preflight
 from medseg.training.state import Components, LoopState, restore_state, save_state
 from medseg.training.steps import TrainStep, build_train_step
-from medseg.training.validation import ValidationResult, validate
+from medseg.training.validation import CaseValidationError, ValidationResult, validate
 from medseg.types import PathLike
 
 logger = logging.getLogger(__name__)
@@ -220,6 +221,7 @@ class _Job:
     on_epoch_end: Callable[[EpochStats], None] | None
     on_iteration: IterationCallback | None
     status: Callable[[str], None]
+    preflight: bool = True
 
 
 @dataclass
@@ -248,12 +250,17 @@ def train(
     on_epoch_end: Callable[[EpochStats], None] | None = None,
     on_iteration: IterationCallback | None = None,
     on_status: Callable[[str], None] | None = None,
+    preflight: bool = True,
 ) -> TrainResult:
     """Train one fold; see the module docstring. Returns where the checkpoints are.
+
+    ``preflight`` first runs the whole chain on a small sample
+    (:mod:`medseg.training.preflight`).
 
     Raises:
         ConfigError: checkpoints exist and ``resume`` is False.
         CheckpointError: ``resume`` without a usable ``checkpoint_last.pt``.
+        PreflightError: the preflight failed (nothing was trained).
     """
     info = ddp.dist_info()
     dev = ddp.select_device(device, info)
@@ -269,6 +276,7 @@ def train(
         on_epoch_end,
         on_iteration,
         on_status or (lambda s: None),
+        preflight,
     )
     try:
         return _train(job)
@@ -294,6 +302,21 @@ def _train(job: _Job) -> TrainResult:
             handler.close()
 
 
+def _preflight(job: _Job, split: FoldSplit, dtype: torch.dtype | None) -> None:
+    """The whole chain once on two cases before the budget is spent (:mod:`.preflight`)."""
+    job.status("preflight: the whole chain on two cases")
+    run_preflight(
+        job.manifest,
+        split,
+        job.resolved,
+        fold=job.fold,
+        device=job.dev,
+        dtype=dtype,
+        build_parts=lambda: _components(job.resolved, job.dev, dtype),
+        train_epoch=train_one_epoch,
+    )
+
+
 def _prepare(job: _Job) -> _Session:
     """Preprocess the fold's cases and build model, optimizer, data loader and loop state."""
     started = time.monotonic()
@@ -302,6 +325,9 @@ def _prepare(job: _Job) -> _Session:
     if job.dev.type == "cuda":
         torch.backends.cudnn.benchmark = True
     split = split_fold(job.manifest, job.fold)
+    dtype = amp_dtype(resolved, job.dev)
+    if job.preflight and info.is_main:
+        _preflight(job, split, dtype)
     job.status(f"preprocessing {len(split.train)} training and {len(split.val)} validation cases")
     train_items = preprocess_cases(job.manifest, split.train, resolved, for_training=True)
     val_items = (
@@ -309,7 +335,6 @@ def _prepare(job: _Job) -> _Session:
         if info.is_main
         else []
     )
-    dtype = amp_dtype(resolved, job.dev)
     parts = _components(resolved, job.dev, dtype)
     state = (
         restore_state(job.fold_dir, parts, job.dev)
@@ -351,10 +376,9 @@ def _prepare(job: _Job) -> _Session:
     )
 
 
-def _epoch(job: _Job, sess: _Session, epoch: int) -> tuple[EpochStats, str | None]:
-    """Train (and maybe validate) epoch ``epoch`` (from 0); returns its stats and a stop reason."""
-    resolved, info, state = job.resolved, job.info, sess.state
-    epochs = resolved.train.epochs
+def _train_epoch(job: _Job, sess: _Session, epoch: int) -> dict[str, Any]:
+    """Train epoch ``epoch`` (from 0); returns its ``metrics.jsonl`` fields (no validation)."""
+    resolved, info = job.resolved, job.info
     t0 = time.monotonic()
     sess.dataset.set_epoch(epoch)
     lr = sess.parts.optimizer.param_groups[0]["lr"]
@@ -370,42 +394,110 @@ def _epoch(job: _Job, sess: _Session, epoch: int) -> tuple[EpochStats, str | Non
     )
     loss = ddp.all_reduce_mean(loss, info, job.dev)
     sess.parts.scheduler.step()
-    train_seconds = time.monotonic() - t0
-    val = None
-    if sess.val_items and _validate_now(resolved, epoch + 1, epochs, train_seconds, sess.started):
-        job.status(f"validating epoch {epoch + 1}")
-        val = validate(
-            sess.parts.model, sess.val_items, resolved, device=job.dev, amp_dtype=sess.dtype
-        )
     seconds = time.monotonic() - t0
-    state.epoch, state.seconds = epoch + 1, state.seconds + seconds
-    best = _update_best(state, val, epoch + 1, bool(sess.val_items) or not info.is_main)
+    return {
+        "train_loss": loss,
+        "lr": lr,
+        "seconds": seconds,
+        "samples_per_s": len(sess.dataset) * info.world_size / max(seconds, 1e-9),
+        "train_terms": sess.step_fn.pop_terms(),
+    }
+
+
+def _validate_epoch(job: _Job, sess: _Session) -> ValidationResult:
+    """Validate after epoch ``sess.state.epoch``, whose checkpoint is already saved.
+
+    Raises:
+        MedsegError: validation failed; the message names the case and says how to resume.
+    """
+    job.status(f"validating epoch {sess.state.epoch}")
+    try:
+        return validate(
+            sess.parts.model, sess.val_items, job.resolved, device=job.dev, amp_dtype=sess.dtype
+        )
+    except Exception as err:
+        cause = err.describe(with_hint=False) if isinstance(err, MedsegError) else repr(err)
+        raise CaseValidationError(
+            f"validation after epoch {sess.state.epoch} failed: {cause}",
+            case_id=getattr(err, "case_id", None),
+            hint=f"the trained epochs are saved in {job.fold_dir / LAST}; fix the cause and "
+            "run the same command with --resume",
+        ) from err
+
+
+def _finish_epoch(
+    job: _Job, sess: _Session, row: dict[str, Any], val: ValidationResult | None
+) -> EpochStats:
+    """Best-model bookkeeping, checkpoints, ``metrics.jsonl`` and the epoch callback."""
+    state, info = sess.state, job.info
+    started = row.pop("validation_started", None)
+    val_seconds = 0.0 if started is None else time.monotonic() - started
+    state.seconds += val_seconds  # the training time is counted already
+    seconds = row["seconds"] + val_seconds
+    best = _update_best(state, val, state.epoch, bool(sess.val_items) or not info.is_main)
     stats = EpochStats(
-        epoch + 1,
-        epochs,
-        loss,
-        lr,
+        state.epoch,
+        job.resolved.train.epochs,
+        row["train_loss"],
+        row["lr"],
         seconds,
-        len(sess.dataset) * info.world_size / max(seconds, 1e-9),
+        row["samples_per_s"],
         val,
         best,
         state.best_score,
-        train_terms=sess.step_fn.pop_terms(),
+        train_terms=row["train_terms"],
     )
-    stop = _should_stop(resolved, state, train_seconds, sess.started) if info.is_main else None
+    state.pending = None
     if info.is_main:
-        save_state(job.fold_dir, resolved, sess.parts, state, job.fold, best=best)
+        save_state(job.fold_dir, job.resolved, sess.parts, state, job.fold, best=best)
         with open(job.fold_dir / "metrics.jsonl", "a", encoding="utf-8") as fp:
             fp.write(json.dumps(jsonable(stats.as_json())) + "\n")
         if job.on_epoch_end is not None:
             job.on_epoch_end(stats)
+    return stats
+
+
+def _epoch(job: _Job, sess: _Session, epoch: int) -> tuple[EpochStats, str | None]:
+    """Train (and maybe validate) epoch ``epoch`` (from 0); returns its stats and a stop reason.
+
+    When validating, ``checkpoint_last.pt`` is written first (with the epoch pending), so an
+    error during validation loses no training.
+    """
+    resolved, info, state = job.resolved, job.info, sess.state
+    row = _train_epoch(job, sess, epoch)
+    state.epoch, state.seconds = epoch + 1, state.seconds + row["seconds"]
+    val = None
+    if sess.val_items and _validate_now(
+        resolved, epoch + 1, resolved.train.epochs, row["seconds"], sess.started
+    ):
+        state.pending = row
+        if info.is_main:
+            save_state(job.fold_dir, resolved, sess.parts, state, job.fold, best=False)
+        row["validation_started"] = time.monotonic()
+        val = _validate_epoch(job, sess)
+    stats = _finish_epoch(job, sess, row, val)
+    stop = _should_stop(resolved, state, row["seconds"], sess.started) if info.is_main else None
     return stats, stop
+
+
+def _resume_pending(job: _Job, sess: _Session) -> str | None:
+    """Validate the epoch a failed validation left pending (``--resume``); returns a stop
+    reason."""
+    row = dict(sess.state.pending or {})
+    logger.info("validating epoch %d, left pending by the interrupted run", sess.state.epoch)
+    row["validation_started"] = time.monotonic()
+    val = _validate_epoch(job, sess) if sess.val_items else None
+    _finish_epoch(job, sess, row, val)
+    return _should_stop(job.resolved, sess.state, row["seconds"], sess.started)
 
 
 def _run(job: _Job) -> TrainResult:
     sess = _prepare(job)
     stopped = "epoch budget reached"
-    for epoch in range(sess.state.epoch, job.resolved.train.epochs):
+    stop_reason = _resume_pending(job, sess) if sess.state.pending and job.info.is_main else None
+    if stop_reason is not None:
+        stopped = stop_reason
+    for epoch in range(sess.state.epoch, job.resolved.train.epochs if stop_reason is None else 0):
         _, stop_reason = _epoch(job, sess, epoch)
         if ddp.broadcast_flag(stop_reason is not None, job.info, job.dev):
             stopped = stop_reason or "stopped by rank 0"

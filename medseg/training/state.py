@@ -22,7 +22,12 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class LoopState:
-    """Counters of the loop (plain values, stored in checkpoints)."""
+    """Counters of the loop (plain values, stored in checkpoints).
+
+    ``pending`` holds the ``metrics.jsonl`` row of an epoch whose training is done and saved
+    but whose validation is not (yet): ``checkpoint_last.pt`` is written before validating, so a
+    failed validation loses no training, and ``--resume`` validates that epoch first.
+    """
 
     epoch: int = 0  # epochs completed
     best_score: float = -1.0  # the best validation score so far (``best_metric``)
@@ -30,6 +35,7 @@ class LoopState:
     best_epoch: int = 0
     bad_validations: int = 0
     seconds: float = 0.0
+    pending: dict[str, Any] | None = None
 
 
 @dataclass

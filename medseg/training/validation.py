@@ -22,10 +22,11 @@ import torch
 from torch import nn
 
 from medseg.config.schema import ResolvedWorkflow, SelectionMetric
-from medseg.errors import DataError
+from medseg.errors import DataError, MedsegError
 from medseg.evaluation import EvaluationOptions, evaluate_arrays
 from medseg.inference.postprocess import postprocess
 from medseg.inference.windows import (
+    WindowSettings,
     labels_from_probabilities,
     plain_tensor,
     predict_probabilities,
@@ -35,6 +36,17 @@ from medseg.io.geometry import spacing_from_affine
 from medseg.models.runtime import autocast
 from medseg.transforms.pipelines import IMAGE, LABEL
 from medseg.types import Spacing
+
+
+class CaseValidationError(MedsegError):
+    """Validating a case raised an error (names the case; exit code 1)."""
+
+
+def failed_case(err: Exception, case_id: str | None) -> MedsegError:
+    """The error of a case that failed validation, naming the case."""
+    if isinstance(err, MedsegError):
+        return CaseValidationError(err.describe(with_hint=False), case_id=case_id, hint=err.hint)
+    return CaseValidationError(f"{type(err).__name__}: {err}", case_id=case_id)
 
 
 @dataclass
@@ -125,35 +137,53 @@ def validate(
     )
     pools = {value: ScorePool() for value in names}
     for item in items:
-        image = plain_tensor(item[IMAGE]).to(device)
-        with autocast(device, amp_dtype):
-            probs = predict_probabilities(model, image, settings, num_classes=resolved.num_classes)
-        spacing = voxel_spacing(item[IMAGE])
-        pred = postprocess(
-            labels_from_probabilities(probs),
-            spacing=spacing,
-            config=resolved.postprocess,
-            label_names=resolved.plan.labels,
-        )
-        ref = np.asarray(plain_tensor(item[LABEL]))[0]
-        metrics = evaluate_arrays(
-            pred,
-            ref,
-            spacing=spacing,
-            labels=names,
-            lesion_labels=lesion_labels,
-            options=options,
-        )
-        for value, pool in pools.items():
-            c = metrics.classes[value]
-            pool.overlap += c.dice * (c.volume_pred_mm3 + c.volume_ref_mm3) / 2
-            pool.total += c.volume_pred_mm3 + c.volume_ref_mm3
-            if value in metrics.lesions:
-                s = metrics.lesions[value].scores
-                pool.tp, pool.fp, pool.fn = pool.tp + s.tp, pool.fp + s.fp, pool.fn + s.fn
+        try:
+            _score_case(model, item, resolved, settings, options, pools, device, amp_dtype)
+        except Exception as err:  # the loop reports which case broke validation
+            raise failed_case(err, item.get("case_id")) from err
     model.train()
     return ValidationResult(
         dice={names[v]: p.dice() for v, p in pools.items()},
         lesion_f1={names[v]: p.f1() for v, p in pools.items() if v in lesion_labels},
         n_cases=len(items),
     )
+
+
+def _score_case(
+    model: nn.Module,
+    item: dict[str, Any],
+    resolved: ResolvedWorkflow,
+    settings: WindowSettings,
+    options: EvaluationOptions,
+    pools: dict[int, ScorePool],
+    device: torch.device,
+    amp_dtype: torch.dtype | None,
+) -> None:
+    """Predict one preprocessed case and add its overlap and lesion counts to ``pools``."""
+    names = {int(k): v for k, v in resolved.plan.labels.items() if k != "0"}
+    image = plain_tensor(item[IMAGE]).to(device)
+    with autocast(device, amp_dtype):
+        probs = predict_probabilities(model, image, settings, num_classes=resolved.num_classes)
+    spacing = voxel_spacing(item[IMAGE])
+    pred = postprocess(
+        labels_from_probabilities(probs),
+        spacing=spacing,
+        config=resolved.postprocess,
+        label_names=resolved.plan.labels,
+    )
+    ref = np.asarray(plain_tensor(item[LABEL]))[0]
+    metrics = evaluate_arrays(
+        pred,
+        ref,
+        spacing=spacing,
+        labels=names,
+        lesion_labels=list(resolved.plan.lesion_labels),
+        options=options,
+    )
+    for value, pool in pools.items():
+        c = metrics.classes[value]
+        pool.overlap += c.dice * (c.volume_pred_mm3 + c.volume_ref_mm3) / 2
+        pool.total += c.volume_pred_mm3 + c.volume_ref_mm3
+        if value in metrics.lesions:
+            s = metrics.lesions[value].scores
+            pool.tp, pool.fp, pool.fn = pool.tp + s.tp, pool.fp + s.fp, pool.fn + s.fn

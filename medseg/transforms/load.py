@@ -22,7 +22,7 @@ from medseg.io.volume import Volume
 from medseg.types import PathLike
 
 # metadata worth carrying through batches (lists of files/UIDs stay in medseg.io)
-_META_KEYS = ("format", "modality", "laterality", "study_date", "series_uid")
+_META_KEYS = ("format", "modality", "laterality", "study_date", "series_uid", "spacing_source")
 
 
 def volume_to_metatensor(
@@ -73,7 +73,43 @@ class LoadVolumed(MapTransform):
             ref = out[key]
             volume = read_volume(ref, root=self.root)
             source = ref if isinstance(ref, str) else getattr(ref, "series_uid", "")
+            source = getattr(ref, "path", source)
             out[key] = volume_to_metatensor(volume, dtype=self.dtypes.get(key), source=str(source))
+        return out
+
+
+class LabelOnImageGridd(MapTransform):
+    """Put a label map read from a 2D image file (no geometry of its own) on its image's grid.
+
+    A label whose metadata has ``spacing_source`` (set by :mod:`medseg.io.image_files`) takes the
+    affine of ``image_key``; its spatial shape must equal the image's.
+
+    Raises:
+        GeometryError: the label image's size differs from the image's.
+    """
+
+    def __init__(self, label_key: str, image_key: str) -> None:
+        super().__init__([label_key], allow_missing_keys=True)
+        self.label_key, self.image_key = label_key, image_key
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        out = dict(data)
+        label, image = out.get(self.label_key), out.get(self.image_key)
+        if not isinstance(label, MetaTensor) or not isinstance(image, MetaTensor):
+            return out
+        if "spacing_source" not in label.meta:
+            return out
+        if tuple(label.shape[1:]) != tuple(image.shape[1:]):
+            from medseg.errors import GeometryError
+
+            raise GeometryError(
+                f"label image size {tuple(label.shape[1:])} differs from the image's "
+                f"{tuple(image.shape[1:])} (columns, rows, pages)",
+                path=str(label.meta.get("filename_or_obj", "")),
+            )
+        meta = {k: v for k, v in label.meta.items() if k != "affine"}
+        meta["original_affine"] = image.affine.clone()
+        out[self.label_key] = MetaTensor(label.as_tensor(), affine=image.affine.clone(), meta=meta)
         return out
 
 

@@ -11,7 +11,7 @@ Keys: ``image`` (channel-first, all channels), ``label`` (one channel, integer).
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from typing import Any, cast
 
 import numpy as np
@@ -19,7 +19,7 @@ from monai import transforms as mt
 
 from medseg.config.schema import ResolvedIntensity, ResolvedWorkflow
 from medseg.labelmaps import label_dtype
-from medseg.transforms.load import LoadVolumed
+from medseg.transforms.load import LabelOnImageGridd, LoadVolumed
 from medseg.types import PathLike
 
 IMAGE, LABEL = "image", "label"
@@ -29,9 +29,14 @@ RAS_LABELS = (("L", "R"), ("P", "A"), ("I", "S"))
 
 
 def channel_keys(resolved: ResolvedWorkflow) -> list[str]:
-    """Dictionary keys of the input channels (``image`` for a single channel)."""
+    """Dictionary keys of the input channels (``image`` for a single channel).
+
+    Several channels load under ``channel_<i>`` and are concatenated into ``image``; the keys must
+    not start with ``image_``, which MONAI's dictionary transforms take for ``image``'s metadata
+    dictionaries (``Spacingd`` then calls ``.update`` on a channel's MetaTensor).
+    """
     channels = resolved.plan.channels
-    return [IMAGE] if len(channels) == 1 else [f"{IMAGE}_{c}" for c in channels]
+    return [IMAGE] if len(channels) == 1 else [f"channel_{i}" for i in range(len(channels))]
 
 
 def target_pixdim(resolved: ResolvedWorkflow) -> list[float]:
@@ -59,7 +64,7 @@ def intensity_transforms(intensity: ResolvedIntensity, keys: Sequence[str] = (IM
     if scheme in ("zscore", "oct"):
         lower, upper = intensity.percentiles
         return [
-            mt.ClipIntensityPercentilesd(keys, lower=lower, upper=upper),
+            mt.ClipIntensityPercentilesd(keys, lower=lower, upper=upper, channel_wise=True),
             mt.NormalizeIntensityd(keys, channel_wise=True),
         ]
     return []
@@ -72,20 +77,24 @@ def preprocess_transforms(
     with_label: bool,
     for_training: bool = False,
     load: bool = True,
+    label_mapping: Mapping[int, int] | None = None,
 ) -> mt.Compose:
     """Deterministic preprocessing; ``for_training`` also precomputes per-class voxel indices.
 
     ``load=False`` starts from MetaTensors already in the dictionary (the predictor reads the
     source once, keeps its geometry, and inverts this Compose with ``Invertd``).
+    ``label_mapping`` (a manifest's, file value -> label) is applied to the label; a label read
+    from a 2D image file takes the image's grid.
     """
     keys = channel_keys(resolved)
     load_keys = [*keys, LABEL] if with_label else keys
     dtypes: dict[Hashable, Any] = {k: np.float32 for k in keys}
-    dtypes[LABEL] = label_dtype(max(int(v) for v in resolved.plan.labels), signed=True)
     spatial = [IMAGE, LABEL] if with_label else [IMAGE]
     ops: list[Any] = [LoadVolumed(load_keys, root=root, dtypes=dtypes)] if load else []
+    if with_label:
+        ops += _label_ops(resolved, keys[0], label_mapping or {})
     if len(keys) > 1:
-        ops.append(mt.ConcatItemsd(keys, IMAGE))
+        ops += [mt.ConcatItemsd(keys, IMAGE), mt.DeleteItemsd(keys)]
     ops += [
         mt.Orientationd(spatial, axcodes=resolved.preprocess.orientation, labels=RAS_LABELS),
         mt.Spacingd(
@@ -104,6 +113,17 @@ def preprocess_transforms(
             )
         )
     return mt.Compose(ops)
+
+
+def _label_ops(resolved: ResolvedWorkflow, image_key: str, mapping: Mapping[int, int]) -> list[Any]:
+    """Label grid, value mapping and integer dtype (after loading: the file's values are mapped
+    before they are narrowed)."""
+    dtype = label_dtype(max(int(v) for v in resolved.plan.labels), signed=True)
+    ops: list[Any] = [LabelOnImageGridd(LABEL, image_key)]
+    if mapping:
+        ops.append(mt.MapLabelValued(LABEL, list(mapping), list(mapping.values()), dtype=np.int32))
+    ops.append(mt.CastToTyped(LABEL, dtype=dtype))
+    return ops
 
 
 def sample_size(resolved: ResolvedWorkflow) -> list[int]:

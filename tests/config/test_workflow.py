@@ -108,6 +108,7 @@ def test_resolved_workflow_rejects_auto() -> None:
         "network_input": [8, 8, 8],
     }
     with pytest.raises(
-        ValueError, match="unresolved auto values: task.slice_axis, preprocess.target_spacing"
+        ValueError,
+        match="unresolved auto values: task.dims, task.slice_axis, preprocess.target_spacing",
     ):
         ResolvedWorkflow.model_validate({"name": "x", "manifest": "m", "plan": plan})

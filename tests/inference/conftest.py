@@ -217,3 +217,27 @@ def oracle_instance_predictor(
     return Predictor(
         planned.resolved, [OracleDetector({200.0: 1})], device=torch.device("cpu"), checkpoints=[]
     )
+
+
+@pytest.fixture
+def oracle_2d(tmp_path_factory: pytest.TempPathFactory) -> Callable[[Path], tuple[Predictor, Path]]:
+    """``oracle_2d(root)``: (oracle Predictor, manifest) planned on a 2D data set of
+    ``tests.data2d`` (images and labels folders) at its native spacing, intensities untouched."""
+
+    def make(root: Path) -> tuple[Predictor, Path]:
+        manifest = root / "manifest.json"
+        built = build_manifest(root / "images", manifest, labels_dir=root / "labels", n_folds=2)
+        save_manifest(built.manifest, manifest)
+        workflow = tmp_path_factory.mktemp("wf") / "wf.yaml"
+        shutil.copy(REPO / "workflows" / "smoke.yaml", workflow)
+        planned = plan_run(
+            workflow,
+            overrides=[f"manifest={manifest}", "preprocess.intensity.scheme=none"],
+            run_dir=tmp_path_factory.mktemp("run"),
+        )
+        oracle = Oracle(planned.resolved.num_classes)
+        return Predictor(
+            planned.resolved, [oracle], device=torch.device("cpu"), checkpoints=[]
+        ), manifest
+
+    return make

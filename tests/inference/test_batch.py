@@ -8,6 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch
+from monai.networks.nets import DynUNet
 from typer.testing import CliRunner
 
 from medseg.cli import app
@@ -138,6 +140,35 @@ def test_wrong_model_for_the_scan_is_a_clear_failure(
     assert all(
         "modality is CT; this model was trained on OPT" in c["error"] for c in report["cases"]
     )
+
+
+def test_unusable_model_fails_the_batch_before_any_case(
+    tmp_path: Path,
+    synth_dir: Callable[..., Path],
+    trained_run: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A model that cannot run (here: every forward raises, as an out-of-memory device would)
+    ends `predict` at once with one message, writing nothing; a usable one passes the check."""
+    from medseg.errors import CheckpointError
+    from medseg.inference.predictor import Predictor
+
+    Predictor.from_run(trained_run).self_check()  # a usable model passes
+    scans = synth_dir("oct", "dicom", patients=3) / "images"
+
+    def broken(self: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+        raise RuntimeError("out of memory on the device")
+
+    monkeypatch.setattr(DynUNet, "forward", broken)
+    with pytest.raises(CheckpointError, match="blank scan.*out of memory"):
+        Predictor.from_run(trained_run).self_check()
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        app, ["--no-progress", "predict", str(trained_run), str(scans), "-o", str(out)]
+    )
+    assert result.exit_code == 1
+    assert "cannot segment a blank scan" in " ".join(result.output.split())
+    assert not list(out.glob("*.nii.gz")) and not (out / "run_report.json").exists()
 
 
 @pytest.mark.slow
