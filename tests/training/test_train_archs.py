@@ -33,7 +33,7 @@ CASES = [
 
 
 class _Recorder:
-    """Registry builder that keeps the network the training loop builds and its initial weights."""
+    """Registry builder that keeps every network the training loop builds and its initial weights."""
 
     def __init__(self, builder: object) -> None:
         self.builder = builder
@@ -82,8 +82,8 @@ def test_trains_and_checkpoint_round_trip_predicts_the_same(
     rows = [json.loads(x) for x in (result.fold_dir / "metrics.jsonl").read_text().splitlines()]
     assert math.isfinite(rows[0]["train_loss"]) and "val_dice" in rows[0]
 
-    assert len(recorder.models) == 1
-    trained, initial = recorder.models[0]
+    assert recorder.models  # the preflight's copies first, then the run's network
+    trained, initial = recorder.models[-1]
     changed = [k for k, v in trained.state_dict().items() if not torch.equal(v, initial[k])]
     assert any(k.endswith("weight") for k in changed)  # the optimiser moved the weights
 
