@@ -13,10 +13,12 @@ the schema says or is reported as unusable; no reader guesses at names.
 
 Status words, one meaning each (:data:`PredictStatus`, :data:`EvalStatus`,
 :data:`ReportStatus`): ``done`` - this stage produced the case's output now; ``reused`` -
-``medseg predict`` kept the outputs of an earlier run (nothing recomputed); ``failed`` - this
-stage tried and could not (the error says why); ``skipped`` - ``medseg evaluate`` could not pair
-the case (no prediction or no reference, or not on the reference grid); ``not_predicted`` -
-``medseg report`` had no prediction to measure because prediction failed; ``ok`` - evaluated.
+``medseg predict`` kept the outputs of an earlier run (nothing recomputed); ``partial`` -
+``medseg predict`` wrote the label map but not every other output (``missing`` names them);
+``failed`` - this stage tried and could not (the error says why); ``skipped`` -
+``medseg evaluate`` could not pair the case (no prediction or no reference, or not on the
+reference grid); ``not_predicted`` - ``medseg report`` had no prediction to measure because
+prediction failed; ``ok`` - evaluated.
 """
 
 from __future__ import annotations
@@ -53,7 +55,8 @@ RUN_REPORT = "run_report.json"
 RUN_REPORT_SCHEMA_VERSION: Literal[1] = 1
 INSTANCES_SCHEMA_VERSION: Literal[1] = 1
 
-PredictStatus: TypeAlias = Literal["done", "reused", "failed"]
+PredictStatus: TypeAlias = Literal["done", "reused", "partial", "failed"]
+PREDICT_STATUSES: tuple[PredictStatus, ...] = ("done", "reused", "partial", "failed")
 EvalStatus: TypeAlias = Literal["ok", "skipped", "failed"]
 ReportStatus: TypeAlias = Literal["done", "not_predicted", "failed"]
 LesionStatus: TypeAlias = Literal["TP", "FN", "FP"]
@@ -93,14 +96,19 @@ class CaseResult(_Artifact):
 
     Attributes:
         case_id: the case.
-        status: ``done``, ``reused`` (outputs of an earlier run kept) or ``failed``.
+        status: ``done`` (every output written), ``reused`` (outputs of an earlier run kept),
+            ``partial`` (the label map is written, the outputs in ``missing`` are not; a rerun
+            redoes the case) or ``failed`` (no output kept).
         seconds: time the prediction took (reused: in the run that made it).
-        error: why it failed, or notes (e.g. no DICOM SEG for a non-DICOM source).
+        error: why it failed, or why the ``missing`` outputs could not be written.
         source: the scan (path, the DICOM series' files, a 2D image file reference), or a list
             of them, one per input channel.
         patient_id, study_date, laterality, modality: from the manifest or the scan's header.
         outputs: output kind (``labels``, ``instances``, ``instances_json``, ``preview``,
-            ``dicom_seg``) -> file name in the prediction folder.
+            ``dicom_seg``) -> file name in the prediction folder; only complete files.
+        missing: output kinds that were wanted but could not be written (``partial``).
+        notes: what was done on the way (e.g. unevenly spaced slices resampled, no DICOM SEG
+            for a non-DICOM source).
     """
 
     case_id: str
@@ -113,6 +121,8 @@ class CaseResult(_Artifact):
     laterality: str | None = None
     modality: str | None = None
     outputs: dict[str, str] = Field(default_factory=dict)
+    missing: list[str] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
 
     @field_validator("status", mode="before")
     @classmethod
@@ -162,7 +172,7 @@ class RunReport(_Artifact):
     @staticmethod
     def count(cases: Sequence[CaseResult]) -> dict[PredictStatus, int]:
         """``summary``: cases per status."""
-        return {s: sum(c.status == s for c in cases) for s in ("done", "reused", "failed")}
+        return {s: sum(c.status == s for c in cases) for s in PREDICT_STATUSES}
 
     def label_names(self, *, foreground_only: bool = False) -> dict[int, str]:
         """Label value -> name (without background with ``foreground_only``)."""

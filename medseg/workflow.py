@@ -180,7 +180,7 @@ def _predict_stage(ctx: _Run, stage: StageResult, cases: Sequence[Any]) -> None:
     predictor = Predictor.from_run(ctx.out.run_dir, folds=[ctx.fold], device=ctx.device)
     options = BatchOptions(overwrite=True, dicom_seg=ctx.dicom_seg)
     done = list(predict_cases(predictor, cases, ctx.out.pred_dir, options))
-    failed = [r.case_id for r in done if r.status == "failed"]
+    failed = [r.case_id for r in done if r.status in ("failed", "partial")]
     stage.detail = f"{len(done) - len(failed)} cases segmented" + (
         f", failed: {failed}" if failed else ""
     )

@@ -88,6 +88,26 @@ def add_localizer(folder: Path, *, same_series: bool = True) -> Path:
     return out
 
 
+def real_data_roots() -> list[Path]:
+    """Folders holding re-obtained real public data (``benchmarks/get_*.py``), in search order:
+    ``$MEDSEG_REAL_DATA``, the user cache ``~/.cache/medseg/real_data``, ``../shared/real_data``
+    beside the checkout."""
+    import os
+
+    found = [Path(os.environ["MEDSEG_REAL_DATA"])] if os.environ.get("MEDSEG_REAL_DATA") else []
+    found.append(Path.home() / ".cache" / "medseg" / "real_data")
+    found.append(Path(__file__).resolve().parents[1].parent / "shared" / "real_data")
+    return found
+
+
+def real_data_dir(name: str) -> Path | None:
+    """Folder of the real data set ``name`` (e.g. ``dicom-corpus``), if re-obtained."""
+    for root in real_data_roots():
+        if (root / name).is_dir():
+            return root / name
+    return None
+
+
 def write_highdicom_seg(
     series: Path,
     labels: np.ndarray,

@@ -26,7 +26,7 @@ def test_old_run_report_status_skipped_reads_as_reused(tmp_path: Path) -> None:
     (tmp_path / "run_report.json").write_text(json.dumps({"cases": rows}))
     report = read_run_report(tmp_path / "run_report.json")
     assert [c.status for c in report.cases] == ["reused", "done"]
-    assert RunReport.count(report.cases) == {"done": 1, "reused": 1, "failed": 0}
+    assert RunReport.count(report.cases) == {"done": 1, "reused": 1, "partial": 0, "failed": 0}
 
 
 @pytest.mark.parametrize(

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import real_data_roots
 
 DATASET = "vendor_oct"
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -19,12 +20,7 @@ CIRCLE_VOL = "spectralis-raw-data/circle_scan.vol"
 
 def roots() -> list[Path]:
     """Folders searched, in order: $MEDSEG_REAL_DATA, the user cache, ../shared beside the repo."""
-    found = []
-    if os.environ.get("MEDSEG_REAL_DATA"):
-        found.append(Path(os.environ["MEDSEG_REAL_DATA"]) / DATASET)
-    found.append(Path.home() / ".cache" / "medseg" / "real_data" / DATASET)
-    found.append(REPO_ROOT.parent / "shared" / "real_data" / DATASET)
-    return found
+    return [root / DATASET for root in real_data_roots()]
 
 
 def vendor_file(relative: str) -> Path:

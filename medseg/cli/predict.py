@@ -26,8 +26,9 @@ def _results_table(results: Sequence[CaseResult]) -> Table:
     for column in ("case", "status", "seconds", "note"):
         table.add_column(column)
     for r in results:
-        style = {"done": "green", "reused": "cyan", "failed": "red"}[r.status]
-        table.add_row(r.case_id, f"[{style}]{r.status}[/]", f"{r.seconds:.1f}", r.error or "")
+        style = {"done": "green", "reused": "cyan", "partial": "yellow", "failed": "red"}[r.status]
+        note = r.error or "; ".join(r.notes)
+        table.add_row(r.case_id, f"[{style}]{r.status}[/]", f"{r.seconds:.1f}", note)
     return table
 
 
@@ -118,7 +119,7 @@ def predict_command(
             progress.update(task, advance=1, status=f"{result.case_id} {result.status}")
     if info.is_main:
         _render(results, out_dir)
-    if any(r.status == "failed" for r in results):
+    if any(r.status in ("failed", "partial") for r in results):
         raise typer.Exit(1)
 
 
@@ -156,6 +157,6 @@ def _render(results: Sequence[CaseResult], out_dir: Path) -> None:
     counts = RunReport.count(results)
     _console.out.print(
         f"{counts['done']} done, {counts['reused']} reused (already done), "
-        f"{counts['failed']} failed; "
+        f"{counts['partial']} partial (label map only), {counts['failed']} failed; "
         f"report: {out_dir / 'run_report.json'}"
     )

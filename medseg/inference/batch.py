@@ -23,15 +23,11 @@ from pathlib import Path
 from medseg._version import __version__
 from medseg.artifacts import RUN_REPORT, CaseResult, RunReport, read_run_report
 from medseg.errors import DataError, MedsegError
+from medseg.inference.case_outputs import discard_outputs, write_case_outputs
 from medseg.inference.cases import CaseInput
-from medseg.inference.instance_outputs import write_instances
-from medseg.inference.predictor import Prediction, Predictor
-from medseg.inference.preview import write_preview
+from medseg.inference.predictor import Predictor
 from medseg.io.atomic import jsonable, write_json_atomic
-from medseg.io.dicom_seg import write_dicom_seg
-from medseg.io.nifti import write_nifti
 from medseg.io.read import read_volume
-from medseg.io.volume import Volume
 from medseg.run_folder import DistInfo
 from medseg.types import PathLike
 
@@ -73,37 +69,6 @@ def _base(case: CaseInput) -> CaseResult:
     )
 
 
-def _write_outputs(
-    volume: Volume,
-    prediction: Prediction,
-    predictor: Predictor,
-    out_dir: Path,
-    outputs: dict[str, str],
-) -> list[str]:
-    notes = []
-    write_nifti(prediction.labels, out_dir / outputs["labels"])
-    if "instances" in outputs:
-        write_instances(
-            prediction, out_dir / outputs["instances"], out_dir / outputs["instances_json"]
-        )
-    if "preview" in outputs:
-        write_preview(volume.array, prediction.labels.array, out_dir / outputs["preview"])
-    if "dicom_seg" in outputs:
-        files = volume.meta.get("files") or []
-        if volume.meta.get("format") != "dicom" or not files:
-            notes.append("no DICOM SEG: the source is not DICOM")
-        else:
-            names = {k: v for k, v in predictor.label_names.items() if k != 0}
-            write_dicom_seg(
-                prediction.labels,
-                files,
-                out_dir / outputs["dicom_seg"],
-                label_names=names,
-                frame_order=volume.meta.get("frame_order"),
-            )
-    return notes
-
-
 def _instances(predictor: Predictor) -> bool:
     return predictor.resolved.task.kind == "instance"
 
@@ -111,12 +76,17 @@ def _instances(predictor: Predictor) -> bool:
 def predict_case(
     predictor: Predictor, case: CaseInput, out_dir: Path, options: BatchOptions
 ) -> CaseResult:
-    """Segment one case and write its outputs; never raises for data problems."""
+    """Segment one case and write its outputs; never raises for data problems.
+
+    ``done`` only when every output is written; ``partial`` when the label map is but another
+    output failed; ``failed`` keeps no file of the case (see :mod:`.case_outputs`).
+    """
     result = _base(case)
     start = time.perf_counter()
     if case.error:
         result.error = case.error
         return result
+    outputs: dict[str, str] = {}
     try:
         volumes = [read_volume(s, root=case.root) for s in case.sources]
         volume = volumes[0]
@@ -124,12 +94,16 @@ def predict_case(
             case, options, volume.meta.get("format") == "dicom", instances=_instances(predictor)
         )
         prediction = predictor.predict(volumes, tta=options.tta)
-        notes = _write_outputs(volume, prediction, predictor, out_dir, outputs)
-        result.status, result.outputs = (
-            "done",
-            {k: v for k, v in outputs.items() if (out_dir / v).exists()},
+        written = write_case_outputs(volume, prediction, predictor.label_names, out_dir, outputs)
+        result.outputs, result.missing = written.outputs, written.missing
+        result.notes = written.notes + (
+            ["no DICOM SEG: the source is not DICOM"]
+            if options.dicom_seg and "dicom_seg" not in outputs
+            else []
         )
-        result.error = "; ".join(notes) or None
+        result.status, result.error = (
+            ("partial", "; ".join(written.errors)) if written.missing else ("done", None)
+        )
         result.patient_id = result.patient_id or volume.meta.get("patient_id")
         result.study_date = result.study_date or volume.meta.get("study_date")
         result.laterality = result.laterality or volume.meta.get("laterality")
@@ -139,6 +113,8 @@ def predict_case(
     except Exception as err:  # one broken case must not end the batch
         logger.debug("case %s failed:\n%s", case.case_id, traceback.format_exc())
         result.error = f"internal error ({type(err).__name__}): {err}"
+    if result.status == "failed":  # nothing of a failed case may look complete
+        discard_outputs(out_dir, outputs, list(outputs))
     result.seconds = round(time.perf_counter() - start, 3)
     return result
 
@@ -152,7 +128,7 @@ def _already_done(
 ) -> CaseResult | None:
     """The earlier run's row, marked ``reused``, when its outputs are all still there."""
     old = previous.get(case.case_id)
-    if options.overwrite or old is None or old.status == "failed":
+    if options.overwrite or old is None or old.status in ("failed", "partial"):
         return None
     is_dicom = bool(old.outputs.get("dicom_seg")) or not options.dicom_seg
     wanted = expected_outputs(case, options, is_dicom, instances=instances)
@@ -190,8 +166,8 @@ def predict_cases(
         done = _already_done(case, folder, options, previous, _instances(predictor))
         result = done or predict_case(predictor, case, folder, options)
         results.append(result)
-        if result.status == "failed":
-            logger.warning("case %s failed: %s", case.case_id, result.error)
+        if result.status in ("failed", "partial"):
+            logger.warning("case %s %s: %s", case.case_id, result.status, result.error)
         write_run_report(report_path or folder / REPORT, predictor, results, options)
         yield result
 

@@ -116,6 +116,20 @@ class DicomHeader:
         return self.n_frames > 1
 
 
+def _value_vr(vr: bytes, dictionary_vr: str) -> str:
+    """The VR to decode a value with: the dictionary's when implicit or stored as UN."""
+    return dictionary_vr if vr in (b"", b"UN") else vr.decode("latin-1")
+
+
+def _decode_named(name: str, raw: bytes, vr: str) -> Any:
+    """:func:`_decode`, a malformed value raising :class:`CorruptDicomError` naming ``name``."""
+    try:
+        return _decode(raw, vr)
+    except ValueError as err:
+        text = raw[:64].decode("latin-1", errors="replace").strip(" \x00")
+        raise CorruptDicomError(f"malformed {name} ({vr}) value {text!r}") from err
+
+
 def _decode(raw: bytes, vr: str) -> Any:
     if vr == "US":
         return struct.unpack_from("<H", raw)[0] if len(raw) >= 2 else None
@@ -169,7 +183,7 @@ def _skip_undefined(buf: _Buffer, pos: int, explicit: bool) -> int:
     """Offset after a sequence/item of undefined length starting at ``pos`` (its content)."""
     depth = 1
     while depth:
-        tag, _, length, value = _element_header(buf, pos, explicit)
+        tag, vr, length, value = _element_header(buf, pos, explicit)
         if tag in (_SEQ_END, _ITEM_END):
             depth -= 1
             pos = value
@@ -177,7 +191,7 @@ def _skip_undefined(buf: _Buffer, pos: int, explicit: bool) -> int:
             pos = value if length == _UNDEFINED else value + length
             depth += 1 if length == _UNDEFINED else 0
         elif length == _UNDEFINED:
-            pos = _skip_undefined(buf, value, explicit)
+            pos = _skip_undefined(buf, value, explicit and vr != b"UN")
         else:
             pos = value + length
     return pos
@@ -211,94 +225,179 @@ def _fast_parse(buf: _Buffer) -> dict[str, Any] | None:
             return values
         if tag == 0x52009229 or tag == 0x52009230:  # functional groups: let pydicom read them
             return None
-        if length == _UNDEFINED:
-            pos = _skip_undefined(buf, value, explicit)
-            continue
-        if tag in _TAGS:
-            name, implicit_vr = _TAGS[tag]
-            if not buf.need(value + length):
-                raise CorruptDicomError(f"element {name} is truncated")
-            values[name] = _decode(
-                buf.data[value : value + length], vr.decode() if vr else implicit_vr
-            )
-        pos = value + length
+        if length == _UNDEFINED:  # UN of undefined length holds implicit VR data (PS3.5 6.2.2)
+            pos = _skip_undefined(buf, value, explicit and vr != b"UN")
+        else:
+            if tag in _TAGS:
+                name, dictionary_vr = _TAGS[tag]
+                if not buf.need(value + length):
+                    raise CorruptDicomError(f"element {name} is truncated")
+                values[name] = _decode_named(
+                    name, buf.data[value : value + length], _value_vr(vr, dictionary_vr)
+                )
+            pos = value + length
         if pos >= buf.size:
             return values
 
 
-def _pydicom_parse(path: Path) -> dict[str, Any]:
-    """Fallback: let pydicom read the header (and multi-frame functional groups)."""
+def dcmread_full(path: str | os.PathLike[str]) -> Any:
+    """Read a whole DICOM file (pixels included) with pydicom, files without file meta too.
+
+    A bare dataset (no preamble, no file meta: old exports) gets the Transfer Syntax UID of
+    the encoding pydicom detected, so its pixel data decodes.
+    """
+    import pydicom
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import UID
+
+    ds = pydicom.dcmread(path, force=True)
+    meta = getattr(ds, "file_meta", None)
+    if meta is None or "TransferSyntaxUID" not in meta:
+        if meta is None:
+            ds.file_meta = FileMetaDataset()
+        ds.file_meta.TransferSyntaxUID = UID(_syntax_without_meta(ds))
+    return ds
+
+
+def _dcmread_header(fp: Any) -> Any:
+    """pydicom's header read; files without the 128-byte preamble and ``DICM`` (old exports
+    written without file meta information) are read with ``force`` and kept only when they carry
+    DICOM UIDs (checked by :func:`read_header`)."""
     import pydicom
     from pydicom.errors import InvalidDicomError
 
     try:
-        with open(path, "rb") as fp:
-            ds = pydicom.dcmread(fp, stop_before_pixels=True, force=False)
-            end_of_header = fp.tell()
+        return pydicom.dcmread(fp, stop_before_pixels=True, force=False)
     except InvalidDicomError as err:
-        raise NotDicomError(str(err)) from err
+        fp.seek(0)
+        reason = "no DICOM preamble ('DICM') and no DICOM UIDs when read without it"
+        try:
+            ds = pydicom.dcmread(fp, stop_before_pixels=True, force=True)
+        except Exception:  # anything pydicom cannot make sense of is not DICOM
+            raise NotDicomError(reason) from err
+        if not len(ds) or not any(k in ds for k in ("SOPClassUID", "SeriesInstanceUID")):
+            raise NotDicomError(reason) from err
+        return ds
+
+
+def _pydicom_parse(path: Path) -> dict[str, Any]:
+    """Fallback: let pydicom read the header (and multi-frame functional groups)."""
+    try:
+        with open(path, "rb") as fp:
+            ds = _dcmread_header(fp)
+            end_of_header = fp.tell()
+        values: dict[str, Any] = {name: ds.get(name) for name, _ in _TAGS.values() if name in ds}
+        values.update(_functional_groups(ds))
+    except NotDicomError:
+        raise
     except Exception as err:
         raise CorruptDicomError(f"pydicom cannot parse the header: {err}") from err
-    values: dict[str, Any] = {name: ds.get(name) for name, _ in _TAGS.values() if name in ds}
     explicit = not getattr(ds, "is_implicit_VR", False)
     values["_pixel_offset"], values["_pixel_length"] = (
         end_of_header + (12 if explicit else 8),
         _UNDEFINED,
     )
-    values["TransferSyntaxUID"] = (
-        str(getattr(ds.file_meta, "TransferSyntaxUID", "")) if hasattr(ds, "file_meta") else ""
-    )
-    values.update(_functional_groups(ds))
+    meta = getattr(ds, "file_meta", None)
+    values["TransferSyntaxUID"] = str(getattr(meta, "TransferSyntaxUID", "") or "")
+    if not values["TransferSyntaxUID"] and not getattr(ds, "preamble", None):
+        values["TransferSyntaxUID"] = _syntax_without_meta(ds)
     return values
+
+
+def _syntax_without_meta(ds: Any) -> str:
+    """Transfer syntax of a file without file meta information, as pydicom decoded it."""
+    implicit, little = getattr(ds, "original_encoding", (None, None))
+    if implicit:
+        return IMPLICIT_LE
+    return EXPLICIT_LE if little in (True, None) else "1.2.840.10008.1.2.2"
+
+
+def _first_item(dataset: Any, keyword: str) -> Any:
+    """First item of a sequence attribute, or None when absent or empty."""
+    seq = dataset.get(keyword) if dataset is not None else None
+    return seq[0] if seq else None
+
+
+def frame_group_item(ds: Any, group: str, frame: int) -> Any:
+    """Item of functional group ``group`` (e.g. ``PlanePositionSequence``) that applies to
+    ``frame`` (0-based) of a multi-frame dataset: per-frame first, then shared; None if absent."""
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence") or []
+    sources = [*per_frame[frame : frame + 1], _first_item(ds, "SharedFunctionalGroupsSequence")]
+    for item in sources:
+        found = _first_item(item, group)
+        if found is not None:
+            return found
+    return None
 
 
 def _functional_groups(ds: Any) -> dict[str, Any]:
     """Geometry of an enhanced / ophthalmic multi-frame file from its functional groups."""
-    out: dict[str, Any] = {}
-    shared = ds.get("SharedFunctionalGroupsSequence")
-    per_frame = ds.get("PerFrameFunctionalGroupsSequence")
-    if not shared and not per_frame:
-        return out
-    first = per_frame[0] if per_frame else None
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence") or []
+    if "SharedFunctionalGroupsSequence" not in ds and not per_frame:
+        return {}
 
-    def find(group_name: str, attr: str) -> Any:
-        for source in (shared[0] if shared else None, first):
-            if source is not None and group_name in source and attr in source[group_name][0]:
-                return source[group_name][0][attr].value
-        return None
+    def find(group: str, attr: str) -> Any:
+        item = frame_group_item(ds, group, 0)
+        return None if item is None else item.get(attr)
 
-    out["PixelSpacing"] = find("PixelMeasuresSequence", "PixelSpacing")
-    out["SliceThickness"] = find("PixelMeasuresSequence", "SliceThickness")
-    out["SpacingBetweenSlices"] = find("PixelMeasuresSequence", "SpacingBetweenSlices")
-    out["ImageOrientationPatient"] = find("PlaneOrientationSequence", "ImageOrientationPatient")
-    if per_frame and all("PlanePositionSequence" in f for f in per_frame):
-        out["_frame_positions"] = tuple(
-            tuple(float(v) for v in f.PlanePositionSequence[0].ImagePositionPatient)
-            for f in per_frame
-        )
+    out = {
+        "PixelSpacing": find("PixelMeasuresSequence", "PixelSpacing"),
+        "SliceThickness": find("PixelMeasuresSequence", "SliceThickness"),
+        "SpacingBetweenSlices": find("PixelMeasuresSequence", "SpacingBetweenSlices"),
+        "ImageOrientationPatient": find("PlaneOrientationSequence", "ImageOrientationPatient"),
+    }
+    positions = [
+        _floats(getattr(_first_item(f, "PlanePositionSequence"), "ImagePositionPatient", None))
+        for f in per_frame
+    ]
+    if per_frame and all(p is not None and len(p) == 3 for p in positions):
+        out["_frame_positions"] = tuple(positions)
     return {k: v for k, v in out.items() if v is not None}
 
 
-def _floats(value: Any) -> tuple[float, ...] | None:
-    if value is None or value == "":
-        return None
+def _parts(value: Any) -> list[Any]:
+    """Values of a (possibly multi-valued) attribute; strings and bytes split at backslashes."""
+    if isinstance(value, bytes):
+        value = value.decode("latin-1")
+    if isinstance(value, str):
+        return [p for p in (t.strip(" \x00") for t in value.split("\\")) if p]
     if isinstance(value, (int, float)):
-        return (float(value),)
-    return tuple(float(v) for v in value)
+        return [value]
+    return list(value)
+
+
+def _floats(value: Any) -> tuple[float, ...] | None:
+    """Numbers of a DS/IS attribute (None when empty); ValueError when malformed."""
+    if value is None:
+        return None
+    parts = _parts(value)
+    return tuple(float(v) for v in parts) if parts else None
 
 
 def _int(value: Any) -> int | None:
-    if value is None or value == "":
-        return None
+    """First number of an IS/US attribute as int; None when empty or malformed (non-geometric)."""
     try:
-        return int(float(value))
+        numbers = _floats(value)
     except (TypeError, ValueError):
         return None
+    return int(numbers[0]) if numbers else None
 
 
 def _float(value: Any) -> float | None:
-    vals = _floats(value) if not isinstance(value, str) else _floats([value]) if value else None
-    return vals[0] if vals else None
+    """First number of a DS attribute; None when empty or malformed (non-geometric)."""
+    try:
+        numbers = _floats(value)
+    except (TypeError, ValueError):
+        return None
+    return numbers[0] if numbers else None
+
+
+def _geometry(values: dict[str, Any], name: str) -> tuple[float, ...] | None:
+    """A geometric attribute's numbers; a malformed value makes the file unreadable."""
+    try:
+        return _floats(values.get(name))
+    except (TypeError, ValueError) as err:
+        raise CorruptDicomError(f"malformed {name} value {values.get(name)!r}") from err
 
 
 def _str(value: Any) -> str:
@@ -330,9 +429,9 @@ def _build(path: Path, v: dict[str, Any]) -> DicomHeader:
         n_frames=_int(v.get("NumberOfFrames")) or 1,
         samples_per_pixel=_int(v.get("SamplesPerPixel")) or 1,
         bits_allocated=_int(v.get("BitsAllocated")) or 16,
-        orientation=_floats(v.get("ImageOrientationPatient")),
-        position=_floats(v.get("ImagePositionPatient")),
-        pixel_spacing=_floats(v.get("PixelSpacing")),
+        orientation=_geometry(v, "ImageOrientationPatient"),
+        position=_geometry(v, "ImagePositionPatient"),
+        pixel_spacing=_geometry(v, "PixelSpacing"),
         slice_thickness=_float(v.get("SliceThickness")),
         spacing_between_slices=_float(v.get("SpacingBetweenSlices")),
         frame_positions=v.get("_frame_positions"),
@@ -346,6 +445,8 @@ def _check_pixel_length(header: DicomHeader, values: dict[str, Any], size: int) 
         return
     expected = header.rows * header.columns * header.n_frames * header.samples_per_pixel
     expected = expected * header.bits_allocated // 8
+    if expected == 0:  # no image (SR, RT structures...): nothing to check
+        return
     available = size - offset
     if (length != _UNDEFINED and length < expected) or available < expected:
         raise CorruptDicomError(

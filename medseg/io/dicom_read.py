@@ -9,21 +9,31 @@ import numpy.typing as npt
 
 from medseg.errors import DataError
 from medseg.io.dicom import SeriesInfo
+from medseg.io.dicom_header import dcmread_full
 from medseg.io.geometry import lps_to_ras_affine
 from medseg.io.volume import Volume
 
 
-def _rescale(ds: Any) -> tuple[float, float]:
-    """(slope, intercept) of a single-frame dataset or of an enhanced multi-frame's first frame."""
+def _rescale(ds: Any, path: Any) -> tuple[float, float]:
+    """(slope, intercept) of a single-frame dataset or of an enhanced multi-frame's first frame.
+
+    Raises:
+        DataError: a rescale value is not a number.
+    """
     slope, intercept = ds.get("RescaleSlope"), ds.get("RescaleIntercept")
-    if slope is None and "SharedFunctionalGroupsSequence" in ds:
-        shared = ds.SharedFunctionalGroupsSequence[0]
-        if "PixelValueTransformationSequence" in shared:
-            item = shared.PixelValueTransformationSequence[0]
-            slope, intercept = item.get("RescaleSlope"), item.get("RescaleIntercept")
-    return float(slope if slope is not None else 1.0), float(
-        intercept if intercept is not None else 0.0
-    )
+    shared = ds.get("SharedFunctionalGroupsSequence")
+    if slope is None and shared and "PixelValueTransformationSequence" in shared[0]:
+        items = shared[0].PixelValueTransformationSequence
+        if items:
+            slope, intercept = items[0].get("RescaleSlope"), items[0].get("RescaleIntercept")
+    try:
+        return float(slope if slope not in (None, "") else 1.0), float(
+            intercept if intercept not in (None, "") else 0.0
+        )
+    except (TypeError, ValueError) as err:
+        raise DataError(
+            f"RescaleSlope/RescaleIntercept {slope!r}/{intercept!r} are not numbers", path=path
+        ) from err
 
 
 def _apply_rescale(
@@ -49,32 +59,28 @@ def _apply_rescale(
 
 
 def _read_single_frames(series: SeriesInfo) -> tuple[npt.NDArray[Any], list[str]]:
-    import pydicom
-
     slices, slopes, intercepts, uids = [], [], [], []
     for header in series.headers:
         try:
-            ds = pydicom.dcmread(header.path)
+            ds = dcmread_full(header.path)
             pixels = ds.pixel_array
         except Exception as err:  # decoders raise many types
             raise DataError(f"cannot decode the pixel data: {err}", path=header.path) from err
         if pixels.shape != (header.rows, header.columns):
             raise DataError(f"pixel array shape {pixels.shape} != Rows x Columns", path=header.path)
-        slope, intercept = _rescale(ds)
+        slope, intercept = _rescale(ds, header.path)
         slices.append(pixels.T)
         slopes.append(slope)
         intercepts.append(intercept)
-        uids.append(str(ds.SOPInstanceUID))
+        uids.append(str(ds.get("SOPInstanceUID", header.sop_instance_uid)))
     stored = np.stack(slices, axis=2)
     return _apply_rescale(stored, slopes, intercepts), uids
 
 
 def _read_multiframe(series: SeriesInfo) -> tuple[npt.NDArray[Any], list[str]]:
-    import pydicom
-
     header = series.headers[0]
     try:
-        ds = pydicom.dcmread(header.path)
+        ds = dcmread_full(header.path)
         frames = ds.pixel_array
     except Exception as err:
         raise DataError(f"cannot decode the pixel data: {err}", path=header.path) from err
@@ -84,8 +90,8 @@ def _read_multiframe(series: SeriesInfo) -> tuple[npt.NDArray[Any], list[str]]:
         )
     order = series.frame_order or list(range(frames.shape[0]))
     stored = np.ascontiguousarray(np.transpose(frames[order], (2, 1, 0)))
-    slope, intercept = _rescale(ds)
-    return _apply_rescale(stored, [slope], [intercept]), [str(ds.SOPInstanceUID)]
+    slope, intercept = _rescale(ds, header.path)
+    return _apply_rescale(stored, [slope], [intercept]), [header.sop_instance_uid]
 
 
 def _resample_slices(
@@ -100,12 +106,24 @@ def _resample_slices(
     return data[:, :, lower] * (1 - w) + data[:, :, upper] * w
 
 
+def _resampling_note(series: SeriesInfo) -> dict[str, Any]:
+    """What reading did to unevenly spaced slices: source positions and the uniform step (mm)."""
+    positions = np.asarray(series.positions_mm, dtype=np.float64)
+    steps = np.diff(positions)
+    return {
+        "source_positions_mm": [round(float(p), 4) for p in positions],
+        "source_steps_mm": [round(float(steps.min()), 4), round(float(steps.max()), 4)],
+        "uniform_step_mm": round(float(steps.mean()), 4),
+    }
+
+
 def read_series(series: SeriesInfo) -> Volume:
     """Read a usable series into a :class:`Volume` (RAS affine, modality values).
 
     Single-frame stacks are read in the QC's slice order and rescaled per slice
     (RescaleSlope/Intercept); non-uniformly spaced slices are linearly resampled onto a uniform
-    grid (the QC recorded a warning). Multi-frame files are reordered by frame position.
+    grid (the QC recorded a warning; ``meta["resampled_slices"]`` records the source positions).
+    Multi-frame files are reordered by frame position.
 
     Raises:
         DataError: the series has QC errors or its pixel data cannot be decoded.
@@ -118,8 +136,9 @@ def read_series(series: SeriesInfo) -> Volume:
         )
     multiframe = series.headers[0].is_multiframe
     array, uids = _read_multiframe(series) if multiframe else _read_single_frames(series)
-    if series.needs_resampling and series.positions_mm is not None:
-        array = _resample_slices(array, series.positions_mm, series.shape[2])
+    resampled = series.needs_resampling and series.positions_mm is not None
+    if resampled:
+        array = _resample_slices(array, series.positions_mm, series.shape[2])  # type: ignore[arg-type]
     meta: dict[str, Any] = {
         "source": str(series.folders[0])
         if len(series.folders) == 1
@@ -138,4 +157,6 @@ def read_series(series: SeriesInfo) -> Volume:
     }
     if multiframe:
         meta["frame_order"] = list(series.frame_order or range(array.shape[2]))
+    if resampled:
+        meta["resampled_slices"] = _resampling_note(series)
     return Volume(array, lps_to_ras_affine(series.affine_lps), meta)

@@ -55,7 +55,13 @@ def read_nifti(path: PathLike) -> Volume:
     return Volume(np.asarray(array), np.asarray(img.affine, dtype=np.float64), meta)
 
 
-def write_nifti(volume: Volume, path: PathLike, *, dtype: npt.DTypeLike | None = None) -> Path:
+def write_nifti(
+    volume: Volume,
+    path: PathLike,
+    *,
+    dtype: npt.DTypeLike | None = None,
+    description: str | None = None,
+) -> Path:
     """Write ``volume`` to a NIfTI file atomically (temporary name, then rename).
 
     Both sform and qform are set to the volume's affine (code 1, scanner), units mm.
@@ -64,6 +70,7 @@ def write_nifti(volume: Volume, path: PathLike, *, dtype: npt.DTypeLike | None =
         volume: the image or label map.
         path: target ``.nii`` / ``.nii.gz`` path.
         dtype: on-disk dtype; defaults to the array's dtype.
+        description: header ``descrip`` text (ASCII, cut to 80 characters).
     """
     import nibabel as nib
 
@@ -72,6 +79,8 @@ def write_nifti(volume: Volume, path: PathLike, *, dtype: npt.DTypeLike | None =
     img.set_sform(volume.affine, code=1)
     img.set_qform(volume.affine, code=1)
     img.header.set_xyzt_units(xyz="mm")
+    if description:
+        img.header["descrip"] = description.encode("ascii", "replace")[:80]
     target = Path(path)
     with atomic_path(target) as tmp:
         nib.save(img, str(tmp))

@@ -6,7 +6,9 @@ volume, ``warning`` means it is usable and says what medseg did. Codes: ``locali
 ``non_orthogonal``, ``duplicate_file``, ``duplicate_positions``, ``single_slice`` (a warning:
 a one-slice volume),
 ``missing_slice`` (gap), ``nonuniform_spacing``, ``gantry_tilt``, ``missing_codec``,
-``unsupported_codec``, ``not_grayscale``, ``multiple_multiframe``, ``no_frame_positions``.
+``unsupported_codec``, ``not_grayscale``, ``multiple_multiframe``, ``no_frame_positions``,
+``not_an_image`` (no pixel data: SR, RT structures, presentation states...), ``segmentation``
+(a DICOM SEG is label data, not a scan).
 """
 
 from __future__ import annotations
@@ -30,7 +32,15 @@ OPHTHALMIC_MODALITIES = {"OPT", "OP", "OPTBSV", "OPTENF"}
 GAP_FACTOR = 1.5
 NONUNIFORM_TOLERANCE = 0.01
 TILT_TOLERANCE_DEG = 0.5
-OPHTHALMIC_MODALITIES = {"OPT", "OP", "OPTBSV", "OPTENF"}
+SEGMENTATION_SOP_CLASSES = {
+    "1.2.840.10008.5.1.4.1.1.66.4": "Segmentation Storage",
+    "1.2.840.10008.5.1.4.1.1.66.7": "Label Map Segmentation Storage",
+}
+GEOMETRY_ATTRIBUTES = {
+    "ImagePositionPatient": "position",
+    "ImageOrientationPatient": "orientation",
+    "PixelSpacing": "pixel_spacing",
+}
 
 
 @dataclass
@@ -111,6 +121,9 @@ def check_series(headers: Sequence[DicomHeader]) -> SeriesInfo:
         laterality=laterality,
         source_files=sorted(h.path for h in headers),
     )
+    if not _is_scan(info, headers):
+        info.headers = list(headers)
+        return info
     _check_codec(info, headers)
     if any(h.samples_per_pixel != 1 for h in headers):
         info.issues.append(
@@ -130,6 +143,47 @@ def check_series(headers: Sequence[DicomHeader]) -> SeriesInfo:
         return info
     _check_single_frames(info, headers)
     return info
+
+
+def sop_class_name(uid: str) -> str:
+    """Readable name of a SOP Class UID (the UID itself when unknown)."""
+    from pydicom.uid import UID
+
+    if uid in SEGMENTATION_SOP_CLASSES:  # newer than some pydicom versions' dictionary
+        return SEGMENTATION_SOP_CLASSES[uid]
+    return UID(uid).name if uid else "unknown SOP class"
+
+
+def _is_scan(info: SeriesInfo, headers: Sequence[DicomHeader]) -> bool:
+    """False (with an error issue) for DICOM objects that hold no image or hold label data."""
+    kind = f"{sop_class_name(info.sop_class_uid)}, modality {info.modality or '?'}"
+    if any(h.rows == 0 or h.columns == 0 for h in headers):
+        info.issues.append(
+            qc.error("not_an_image", f"no image pixel data ({kind}): not a scan", headers[0].path)
+        )
+        return False
+    if info.sop_class_uid in SEGMENTATION_SOP_CLASSES:
+        info.issues.append(
+            qc.error(
+                "segmentation",
+                f"a DICOM SEG holds label data, not a scan ({kind}); use it as a label map",
+                headers[0].path,
+            )
+        )
+        return False
+    return True
+
+
+def _missing_geometry(
+    headers: Sequence[DicomHeader], kind: str, names: Sequence[str] = tuple(GEOMETRY_ATTRIBUTES)
+) -> str:
+    """Which of the geometry attributes ``names`` are missing, and what the files are."""
+    missing = [n for n in names if any(getattr(h, GEOMETRY_ATTRIBUTES[n]) is None for h in headers)]
+    sop = sop_class_name(headers[0].sop_class_uid)
+    return (
+        f"{kind} lack {', '.join(missing)} ({sop}, modality {headers[0].modality or '?'}): "
+        "no position in patient space, so not a volume"
+    )
 
 
 def _check_codec(info: SeriesInfo, headers: Sequence[DicomHeader]) -> None:
@@ -178,12 +232,7 @@ def _check_single_frames(info: SeriesInfo, headers: Sequence[DicomHeader]) -> No
     if not kept:
         return
     if any(h.orientation is None or h.position is None or h.pixel_spacing is None for h in kept):
-        info.issues.append(
-            qc.error(
-                "missing_geometry",
-                "slices lack ImagePositionPatient, ImageOrientationPatient or PixelSpacing",
-            )
-        )
+        info.issues.append(qc.error("missing_geometry", _missing_geometry(kept, "slices")))
         info.headers = list(kept)
         return
     if len({(h.rows, h.columns) for h in kept}) > 1:
@@ -274,6 +323,16 @@ def _check_spacing(
     proj = positions @ normal
     steps = np.diff(proj)
     median = float(np.median(steps))
+    if median < 1e-3 or steps.min() < 1e-3:  # multi-frame: frames share positions
+        repeated = len(proj) - len(np.unique(np.round(proj, 3)))
+        info.issues.append(
+            qc.error(
+                "duplicate_positions",
+                f"{repeated} of {len(proj)} frame positions repeat (several stacks, echoes or "
+                "segments in one file), not one volume",
+            )
+        )
+        return
     gaps = np.flatnonzero(steps > GAP_FACTOR * median)
     if gaps.size:
         where = ", ".join(
@@ -342,13 +401,10 @@ def _single_slice(info: SeriesInfo, header: DicomHeader, iop: npt.NDArray[np.flo
 def _check_multiframe(info: SeriesInfo, header: DicomHeader) -> None:
     info.headers = [header]
     if header.orientation is None or header.pixel_spacing is None:
-        info.issues.append(
-            qc.error(
-                "missing_geometry",
-                "multi-frame image lacks PixelSpacing or ImageOrientationPatient",
-                header.path,
-            )
+        message = _missing_geometry(
+            [header], "the frames", ("ImageOrientationPatient", "PixelSpacing")
         )
+        info.issues.append(qc.error("missing_geometry", message, header.path))
         return
     iop = np.asarray(header.orientation, dtype=np.float64)
     if not _orthonormal(iop):
@@ -360,10 +416,12 @@ def _check_multiframe(info: SeriesInfo, header: DicomHeader) -> None:
     if header.frame_positions is None or len(header.frame_positions) != header.n_frames:
         spacing = header.spacing_between_slices or header.slice_thickness
         if not spacing:
+            kind = f"{sop_class_name(header.sop_class_uid)}, modality {header.modality or '?'}"
             info.issues.append(
                 qc.error(
                     "missing_geometry",
-                    "multi-frame image has no frame positions and no slice spacing",
+                    f"multi-frame image ({kind}) has no per-frame ImagePositionPatient and no "
+                    "SpacingBetweenSlices/SliceThickness: frames cannot be placed",
                     header.path,
                 )
             )

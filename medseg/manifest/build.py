@@ -204,8 +204,16 @@ def _other_candidates(
         elif name.endswith((".raw", ".zraw")) or (name.endswith(".json") and _is_sidecar(path)):
             continue
         else:
-            skipped.append(SkippedItem(path=str(path), reason="not a scan"))
+            skipped.append(SkippedItem(path=str(path), reason=f"not a scan: {_not_a_scan(path)}"))
     return out
+
+
+def _not_a_scan(path: Path) -> str:
+    """Why a file that is neither DICOM nor a supported image format was skipped."""
+    if path.name.upper() == "DICOMDIR":
+        return "DICOMDIR media index (its series are read from their own files)"
+    suffix = "".join(path.suffixes[-2:]) or "no suffix"
+    return f"neither DICOM nor a supported image format ({suffix})"
 
 
 def _is_sidecar(path: Path) -> bool:

@@ -17,7 +17,7 @@ A manifest is a JSON file listing the cases of a dataset::
          "images": {"image": "images/SYNOCT0000/20240115/OPT_OD.dcm"},
          "label": "labels/SYNOCT0000_OD.nii.gz", "issues": []}
       ],
-      "skipped": [{"path": "README.txt", "reason": "not a scan"}]
+      "skipped": [{"path": "README.txt", "reason": "not a scan: neither DICOM nor ..."}]
     }
 
 An image source is a path (file or folder, relative to ``data_root``), a DICOM series reference

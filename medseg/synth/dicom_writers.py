@@ -80,6 +80,9 @@ def write_ct_series(
         ds.FrameOfReferenceUID = frame_uid
         ds.PositionReferenceIndicator = ""
         ds.InstanceNumber = k + 1
+        ds.AcquisitionNumber = 1
+        ds.PatientPosition = "HFS"
+        ds.BodyPartExamined = "ABDOMEN"
         ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
         position = affine_lps[:3, 3] + k * step
         ds.ImagePositionPatient = [_ds_float(v) for v in position]
@@ -110,7 +113,7 @@ def _code(value: str, scheme: str, meaning: str) -> Dataset:
     return item
 
 
-def _opt_shared_groups(affine_lps: Affine) -> Dataset:
+def _opt_shared_groups(affine_lps: Affine, laterality: Laterality) -> Dataset:
     iop, pixel_spacing, step = _plane_geometry(affine_lps)
     measures = Dataset()
     measures.PixelSpacing = [_ds_float(v) for v in pixel_spacing]
@@ -120,7 +123,7 @@ def _opt_shared_groups(affine_lps: Affine) -> Dataset:
     orientation.ImageOrientationPatient = [_ds_float(v) for v in iop]
     anatomy = Dataset()
     anatomy.AnatomicRegionSequence = Sequence([_code("81745001", "SCT", "Eye")])
-    anatomy.FrameLaterality = "U"
+    anatomy.FrameLaterality = "R" if laterality == "OD" else "L"
     shared = Dataset()
     shared.PixelMeasuresSequence = Sequence([measures])
     shared.PlaneOrientationSequence = Sequence([orientation])
@@ -128,7 +131,8 @@ def _opt_shared_groups(affine_lps: Affine) -> Dataset:
     return shared
 
 
-def _opt_frame_group(affine_lps: Affine, k: int, laterality: Laterality) -> Dataset:
+def _opt_frame_group(affine_lps: Affine, k: int, acquired: str) -> Dataset:
+    """Per-frame groups of B-scan ``k``: its position and content (acquired ``acquired``)."""
     position = affine_lps[:3, 3] + k * affine_lps[:3, 2]
     plane = Dataset()
     plane.ImagePositionPatient = [_ds_float(v) for v in position]
@@ -136,14 +140,38 @@ def _opt_frame_group(affine_lps: Affine, k: int, laterality: Laterality) -> Data
     content.StackID = "1"
     content.InStackPositionNumber = k + 1
     content.DimensionIndexValues = [1, k + 1]
-    anatomy = Dataset()
-    anatomy.AnatomicRegionSequence = Sequence([_code("81745001", "SCT", "Eye")])
-    anatomy.FrameLaterality = "R" if laterality == "OD" else "L"
+    content.FrameAcquisitionDateTime = acquired
+    content.FrameReferenceDateTime = acquired
+    content.FrameAcquisitionDuration = 10.0  # ms per B-scan
     frame = Dataset()
     frame.PlanePositionSequence = Sequence([plane])
     frame.FrameContentSequence = Sequence([content])
-    frame.FrameAnatomySequence = Sequence([anatomy])
     return frame
+
+
+def _opt_acquisition(ds: Dataset) -> None:
+    """Ophthalmic Tomography acquisition attributes (Type 2 ones present, empty when unknown).
+
+    Concatenations are not permitted for OPT: its Image module enumerates Concatenation Frame
+    Offset Number 0 and In-concatenation Number / Total Number 1 (PS3.3 C.8.17.7).
+    """
+    ds.DeviceSerialNumber = "SYNTH0001"
+    ds.ConcatenationFrameOffsetNumber = 0
+    ds.InConcatenationNumber = 1
+    ds.InConcatenationTotalNumber = 1
+    ds.AnatomicRegionSequence = Sequence([_code("81745001", "SCT", "Eye")])
+    ds.AcquisitionDeviceTypeCodeSequence = Sequence(
+        [_code("392012008", "SCT", "Optical Coherence Tomography Scanner")]
+    )
+    ds.AcquisitionContextSequence = Sequence()
+    ds.LightPathFilterTypeStackCodeSequence = Sequence()
+    ds.RefractiveStateSequence = Sequence()
+    ds.EmmetropicMagnification = None
+    ds.IntraOcularPressure = None
+    ds.PupilDilated = None
+    ds.DetectorType = "CCD"
+    ds.AxialLengthOfTheEye = 23.5
+    ds.HorizontalFieldOfView = 20.0
 
 
 def _opt_dimensions(dimension_uid: str) -> tuple[Sequence, Sequence]:
@@ -206,19 +234,12 @@ def write_oct_dicom(
     ds.LossyImageCompression = "00"
     ds.BurnedInAnnotation = "NO"
     ds.PresentationLUTShape = "IDENTITY"
-    ds.ConcatenationFrameOffsetNumber = 0
-    ds.AnatomicRegionSequence = Sequence([_code("81745001", "SCT", "Eye")])
-    ds.AcquisitionDeviceTypeCodeSequence = Sequence(
-        [_code("A-00FBE", "SRT", "Optical Coherence Tomography Scanner")]
-    )
-    ds.DetectorType = "CCD"
-    ds.AxialLengthOfTheEye = 23.5
-    ds.HorizontalFieldOfView = 20.0
+    _opt_acquisition(ds)
     dim_uid = make_uid(series_uid, "dimension")
     ds.DimensionOrganizationSequence, ds.DimensionIndexSequence = _opt_dimensions(dim_uid)
-    ds.SharedFunctionalGroupsSequence = Sequence([_opt_shared_groups(affine_lps)])
+    ds.SharedFunctionalGroupsSequence = Sequence([_opt_shared_groups(affine_lps, laterality)])
     ds.PerFrameFunctionalGroupsSequence = Sequence(
-        [_opt_frame_group(affine_lps, k, laterality) for k in range(image.shape[2])]
+        [_opt_frame_group(affine_lps, k, ds.AcquisitionDateTime) for k in range(image.shape[2])]
     )
     ds.NumberOfFrames = image.shape[2]
     ds.Rows, ds.Columns = image.shape[1], image.shape[0]

@@ -172,6 +172,62 @@ def test_unusable_model_fails_the_batch_before_any_case(
 
 
 @pytest.mark.slow
+def test_a_case_is_done_only_when_all_its_outputs_are(
+    tmp_path: Path,
+    synth_dir: Callable[..., Path],
+    trained_run: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A SEG writer failure leaves a ``partial`` case (label map kept, SEG named missing, no SEG
+    file left from before); a label-map failure leaves nothing; a rerun redoes both."""
+    from medseg.errors import DataError
+    from medseg.inference import case_outputs
+
+    scans = tmp_path / "scans"
+    shutil.copytree(sorted((synth_dir("oct", "dicom", patients=3) / "images").iterdir())[0], scans)
+    out = tmp_path / "out"
+    args = ["--no-progress", "predict", str(trained_run), str(scans), "-o", str(out), "--dicom-seg"]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    first = json.loads((out / "run_report.json").read_text())["cases"]
+    seg_files = sorted(out.glob("*.seg.dcm"))
+    assert len(seg_files) == len(first) >= 1
+
+    def broken_seg(*args: object, **kwargs: object) -> None:
+        raise DataError("the source has an attribute the SEG writer cannot take")
+
+    monkeypatch.setattr(case_outputs, "write_dicom_seg", broken_seg)
+    result = CliRunner().invoke(app, [*args, "--overwrite"])
+    assert result.exit_code == 1 and "partial" in result.output
+    report = json.loads((out / "run_report.json").read_text())
+    assert report["summary"]["partial"] == len(first) and report["summary"]["done"] == 0
+    for row in report["cases"]:
+        assert row["status"] == "partial" and row["missing"] == ["dicom_seg"]
+        assert "dicom_seg not written: the source has an attribute" in row["error"]
+        assert set(row["outputs"]) == {"labels", "preview"}
+        assert all((out / name).is_file() for name in row["outputs"].values())
+    assert not list(out.glob("*.seg.dcm")) and not list(out.glob(f"*{PARTIAL_TAG}*"))
+
+    monkeypatch.undo()
+    calls: list[str] = []
+    original = batch.predict_case
+    monkeypatch.setattr(
+        batch, "predict_case", lambda p, c, f, o: calls.append(c.case_id) or original(p, c, f, o)
+    )
+    assert CliRunner().invoke(app, args).exit_code == 0  # no --overwrite: partial cases redone
+    assert sorted(calls) == sorted(row["case_id"] for row in first)
+    assert sorted(out.glob("*.seg.dcm")) == seg_files
+
+    def broken_nifti(*args: object, **kwargs: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(case_outputs, "write_nifti", broken_nifti)
+    assert CliRunner().invoke(app, [*args, "--overwrite"]).exit_code == 1
+    rows = json.loads((out / "run_report.json").read_text())["cases"]
+    assert all(r["status"] == "failed" and r["outputs"] == {} for r in rows)
+    assert sorted(p.name for p in out.iterdir()) == ["run_report.json"]  # nothing looks complete
+
+
+@pytest.mark.slow
 def test_torchrun_ranks_share_the_cases_and_rank0_merges_the_report(
     tmp_path: Path, synth_dir: Callable[..., Path], trained_run: Path
 ) -> None:

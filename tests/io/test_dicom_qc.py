@@ -168,3 +168,44 @@ def test_fast_header_matches_pydicom(synth_dir: Callable[..., Path]) -> None:
     header = read_header(implicit)
     assert header.position == pytest.approx([float(v) for v in ds.ImagePositionPatient])
     assert header.rows == ds.Rows and header.image_type == tuple(ds.ImageType)
+
+
+def test_files_without_preamble_read_as_a_series(tmp_path: Path, series: Path) -> None:
+    """Old exports write bare datasets (no 128-byte preamble, no 'DICM', no file meta)."""
+    reference = read_volume(series)
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for path in sorted(series.glob("*.dcm")):
+        ds = pydicom.dcmread(path)
+        del ds.file_meta
+        ds.preamble = None
+        ds.save_as(bare / path.stem, implicit_vr=True, little_endian=True)  # no suffix either
+    assert (bare / "IM0001").read_bytes()[128:132] != b"DICM"
+    (info,) = find_series(bare).series
+    assert info.usable and info.issues == []
+    volume = read_volume(bare)
+    np.testing.assert_array_equal(volume.array, reference.array)
+    np.testing.assert_allclose(volume.affine, reference.affine)
+
+
+def test_values_stored_as_un_and_malformed_geometry(tmp_path: Path, series: Path) -> None:
+    """Explicit-VR files may store known attributes as UN; their values still decode. A
+    malformed geometric value makes the file unreadable with the attribute named."""
+    from pydicom.dataelem import DataElement, RawDataElement
+    from pydicom.tag import Tag
+
+    path = series / "IM0003.dcm"
+    ds = pydicom.dcmread(path)
+    position = [float(v) for v in ds.ImagePositionPatient]
+    raw = "\\".join(str(v) for v in ds.ImagePositionPatient).encode()
+    ds["ImagePositionPatient"] = DataElement(0x00200032, "UN", raw + b" " * (len(raw) % 2))
+    ds.save_as(tmp_path / "un.dcm", enforce_file_format=True)
+    assert read_header(tmp_path / "un.dcm").position == pytest.approx(position)
+    ds = pydicom.dcmread(path)
+    value = b"0.5\\abc"
+    ds[0x00280030] = RawDataElement(Tag(0x00280030), "DS", len(value), value, 0, False, True)
+    ds.save_as(tmp_path / "bad.dcm", enforce_file_format=True)
+    with pytest.raises(
+        CorruptDicomError, match=r"malformed PixelSpacing \(DS\) value '0.5\\\\abc'"
+    ):
+        read_header(tmp_path / "bad.dcm")

@@ -78,7 +78,7 @@ def test_dicom_seg_from_medseg_and_from_another_producer(
     series, image, label = _ct_case(synth_dir)
     mine = write_dicom_seg(
         label, image.meta["files"], tmp_path / "m.seg.dcm", label_names={1: "organ", 2: "lesion"}
-    )
+    ).path
     read = read_label_map(mine)  # highdicom stacks the frames its own way (here z reversed)
     np.testing.assert_array_equal(onto_grid(read, image.affine, image.shape).array, label.array)
     # another producer: segments in another order, empty frames left out

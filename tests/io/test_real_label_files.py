@@ -9,7 +9,6 @@ slice of the CT that medseg reads.
 
 from __future__ import annotations
 
-import os
 import shutil
 import warnings
 from pathlib import Path
@@ -27,22 +26,19 @@ from medseg.io.label_files import read_label_map
 from medseg.io.nifti import write_nifti
 from medseg.io.read import DicomSeriesRef, read_volume
 from medseg.io.volume import Volume
+from tests.helpers import real_data_dir
 
 PYDICOM_CT2 = Path(pydicom.__file__).parent / "data/test_files/dicomdirtests/77654033/CT2"
 
 
 def _corpus() -> Path:
-    roots = [
-        Path(os.environ.get("MEDSEG_REAL_DATA") or Path.home() / ".cache/medseg/real_data"),
-        Path(__file__).resolve().parents[2].parent / "shared" / "real_data",
-    ]
-    for root in roots:
-        if (root.expanduser() / "dicom-corpus").is_dir():
-            return root.expanduser() / "dicom-corpus"
-    pytest.skip(
-        "real DICOM test files absent: run `python benchmarks/get_real_data.py dicom-corpus` "
-        "(copies highdicom's and dcmqi's test data into $MEDSEG_REAL_DATA/dicom-corpus)"
-    )
+    corpus = real_data_dir("dicom-corpus")
+    if corpus is None:
+        pytest.skip(
+            "real DICOM test files absent: run `python benchmarks/get_real_data.py dicom-corpus` "
+            "(copies highdicom's and dcmqi's test data into $MEDSEG_REAL_DATA/dicom-corpus)"
+        )
+    return corpus
 
 
 def _frames_on_grid(seg_path: Path, ct: Volume) -> dict[int, np.ndarray]:

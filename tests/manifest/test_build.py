@@ -108,7 +108,7 @@ def test_messy_folder_build(messy: tuple[Path, Path, str], tmp_path: Path) -> No
     # skipped: the gappy series (error), the corrupt file, the README, an orphan label
     skipped = {s.path: s.reason for s in manifest.skipped}
     assert skipped["corrupt.dcm"].startswith("unreadable DICOM")
-    assert skipped["README.txt"] == "not a scan"
+    assert skipped["README.txt"] == "not a scan: neither DICOM nor a supported image format (.txt)"
     assert skipped[str(Path("p0") / "CT")].startswith("unusable DICOM series 1: missing_slice")
     assert "instance 9" in skipped[str(Path("p0") / "CT")]
     # the label of the unusable patient pairs with nothing and is listed too
