@@ -25,11 +25,19 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeAlias, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from medseg.errors import DataError
 from medseg.types import PathLike
@@ -301,9 +309,39 @@ class _CaseClass(_CsvRow):
     class_name: str = Field(alias="class")
 
 
+NSD_COLUMN = re.compile(r"nsd_(\d+(?:\.\d+)?)mm")
+"""The NSD column of ``case_metrics.csv`` names its tolerance: ``nsd_1.0mm``."""
+
+
+def nsd_column(tolerance_mm: float) -> str:
+    """The name of the NSD column at a tolerance (mm).
+
+    Example:
+        >>> nsd_column(1), nsd_column(0.5)
+        ('nsd_1.0mm', 'nsd_0.5mm')
+    """
+    return f"nsd_{float(tolerance_mm)}mm"
+
+
+def canonical_column(name: str) -> str:
+    """A CSV column as the schema field it fills (``nsd_1.0mm`` -> ``nsd``)."""
+    return "nsd" if NSD_COLUMN.fullmatch(name) else name
+
+
 class CaseMetricsRow(ClassMetrics, _CaseClass):
     """A row of ``case_metrics.csv``: one case and class, its :class:`ClassMetrics` and, for
-    lesion classes, the lesion counts and scores (empty for other classes)."""
+    lesion classes, the lesion counts and scores (empty for other classes).
+
+    In the file the NSD column carries its tolerance (``nsd_1.0mm``, :func:`nsd_column`); it is
+    read back into ``nsd``.
+    """
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nsd_with_tolerance(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {canonical_column(str(k)): v for k, v in data.items()}
+        return data
 
     n_ref_lesions: int | None = None
     n_pred_lesions: int | None = None
@@ -340,6 +378,20 @@ class LesionRow(_CaseClass):
     iou: float | None = None
     dice: float | None = None
     score: float | None = None
+    centroid_lps_mm_x: float | None = None
+    centroid_lps_mm_y: float | None = None
+    centroid_lps_mm_z: float | None = None
+    centroid_voxel_i: float | None = None
+    centroid_voxel_j: float | None = None
+    centroid_voxel_k: float | None = None
+    slice_first: int | None = None
+    slice_last: int | None = None
+
+
+LOCATION_COLUMNS = LesionRow.columns()[-8:]
+"""Where a lesion is (the reference lesion for TP and FN, the predicted one for FP): centroid in
+patient LPS mm and in 0-based voxel indices ``(i, j, k)``, first / last 0-based slice (the last
+array axis); empty for a 2D case's slices or without the grid's affine."""
 
 
 def csv_cell(value: Any) -> str:

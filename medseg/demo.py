@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from medseg.errors import NotAvailableError
+from medseg.text import plural
 from medseg.types import PathLike
 from medseg.workflow import StageResult, WorkflowRun, run_workflow
 
@@ -35,6 +36,15 @@ class DemoSettings:
     folds: int
     test_fraction: float
     overrides: tuple[str, ...]
+    smoke: bool = False
+    """A smoke run: the model is not expected to learn; reports and tables say so."""
+
+
+SMOKE_NOTICE = (
+    "Smoke run (medseg demo --quick): the model trained for about a minute on a few small "
+    "synthetic scans and is not expected to segment; these numbers only show that every stage "
+    "runs. Run `medseg demo` for a model that learns."
+)
 
 
 FULL = DemoSettings(
@@ -58,6 +68,7 @@ QUICK = DemoSettings(
         "train.val_interval=2",
         "train.max_minutes=1",
     ),
+    smoke=True,
 )
 
 
@@ -69,6 +80,7 @@ class DemoResult:
     cohort_report: Path
     minutes: float
     steps: list[StageResult] = field(default_factory=list)
+    smoke: bool = False
 
 
 def shipped_workflow(name: str = WORKFLOW) -> Path:
@@ -108,7 +120,8 @@ def _synth(out: Path, settings: DemoSettings) -> str:
             return f"reused {len(truth.cases)} scans"
         shutil.rmtree(scans)
     truth = synth_oct(scans, patients=settings.patients, fmt="dicom", size=settings.size, seed=0)
-    return f"{len(truth.patients)} patients, {len(truth.cases)} eyes ({settings.size}, DICOM)"
+    eyes = f"{plural(len(truth.patients), 'patient')}, {plural(len(truth.cases), 'eye')}"
+    return f"{eyes} ({settings.size}, DICOM)"
 
 
 def _manifest(out: Path, settings: DemoSettings) -> str:
@@ -128,7 +141,7 @@ def _manifest(out: Path, settings: DemoSettings) -> str:
     save_manifest(built.manifest, path)
     problems = [c.case_id for c in check_manifest(built.manifest) if not c.ok]
     test = sum(c.split == "test" for c in built.manifest.cases)
-    return f"{built.summary.cases} cases, {test} held out for test" + (
+    return f"{plural(built.summary.cases, 'case')}, {test} held out for test" + (
         f"; check errors: {problems}" if problems else ""
     )
 
@@ -192,6 +205,7 @@ def run_demo(
         run_dir=out / "run",
         on_stage=on_stage,
         on_epoch_end=on_epoch_end,
+        report_notice=SMOKE_NOTICE if settings.smoke else None,
     )
     steps += run.stages
     rows = metrics_rows(run.eval_dir)
@@ -204,6 +218,5 @@ def run_demo(
             "lesion_f1": None,
         }
     )
-    return DemoResult(
-        out, run, rows, run.report_dir / "index.html", (time.perf_counter() - start) / 60, steps
-    )
+    minutes = (time.perf_counter() - start) / 60
+    return DemoResult(out, run, rows, run.report_dir / "index.html", minutes, steps, settings.smoke)

@@ -24,6 +24,7 @@ from medseg.config.run import PlannedRun, plan_run
 from medseg.errors import DataError
 from medseg.io.atomic import file_sha256, write_json_atomic
 from medseg.run_folder import BEST
+from medseg.text import plural
 from medseg.types import PathLike
 
 logger = logging.getLogger(__name__)
@@ -136,6 +137,7 @@ class _Run:
     fold: int
     device: str
     dicom_seg: bool
+    notice: str | None = None
 
     @property
     def fold_dir(self) -> Path:
@@ -181,7 +183,7 @@ def _predict_stage(ctx: _Run, stage: StageResult, cases: Sequence[Any]) -> None:
     options = BatchOptions(overwrite=True, dicom_seg=ctx.dicom_seg)
     done = list(predict_cases(predictor, cases, ctx.out.pred_dir, options))
     failed = [r.case_id for r in done if r.status in ("failed", "partial")]
-    stage.detail = f"{len(done) - len(failed)} cases segmented" + (
+    stage.detail = f"{plural(len(done) - len(failed), 'case')} segmented" + (
         f", failed: {failed}" if failed else ""
     )
     stage.status = "failed" if failed else "ran"
@@ -204,13 +206,17 @@ def _report_stage(ctx: _Run, stage: StageResult, reference: Path) -> None:
     from medseg.reports import load_prediction_set, write_reports
 
     out = ctx.out
-    sig = _signature(_sha(out.pred_dir / RUN_REPORT), _sha(out.eval_dir / "summary.json"))
+    sig = _signature(
+        _sha(out.pred_dir / RUN_REPORT), _sha(out.eval_dir / "summary.json"), ctx.notice
+    )
     if ctx.stamps.fresh("report", sig, [out.report_dir / "index.html"]):
         stage.status = "up to date"
         return
     predictions = load_prediction_set(out.pred_dir, images=reference)
-    outcomes = list(write_reports(predictions, out.report_dir, eval_dir=out.eval_dir))
-    stage.detail = f"{len({o.patient_id for o in outcomes})} patients"
+    outcomes = list(
+        write_reports(predictions, out.report_dir, eval_dir=out.eval_dir, notice=ctx.notice)
+    )
+    stage.detail = plural(len({o.patient_id for o in outcomes}), "patient")
     ctx.stamps.record("report", sig)
 
 
@@ -225,9 +231,13 @@ def run_workflow(
     device: str = "auto",
     on_stage: Callable[[StageResult], None] | None = None,
     on_epoch_end: Callable[[Any], None] | None = None,
+    report_notice: str | None = None,
 ) -> WorkflowRun:
     """Run every stage of a workflow into ``run_dir`` (``predictions/``, ``evaluation/``,
-    ``reports/`` inside it), skipping stages whose inputs did not change."""
+    ``reports/`` inside it), skipping stages whose inputs did not change.
+
+    ``report_notice`` is shown at the top of every report (e.g. that the model is a smoke run).
+    """
     results: list[StageResult] = []
     with _stage(results, "plan", on_stage) as stage:
         planned = plan_run(workflow_file, overrides=overrides, run_dir=run_dir)
@@ -236,7 +246,7 @@ def run_workflow(
     out = WorkflowRun(
         folder, folder / "predictions", folder / "evaluation", folder / "reports", results
     )
-    ctx = _Run(planned, out, _Stamps(folder), fold, device, dicom_seg)
+    ctx = _Run(planned, out, _Stamps(folder), fold, device, dicom_seg, report_notice)
     with _stage(results, "train", on_stage) as stage:
         _train_stage(ctx, stage, on_epoch_end)
     cases = _predict_cases(planned, fold, predict_split)

@@ -15,6 +15,7 @@ from medseg.artifacts import (
     CaseMetricsRow,
     LesionRow,
     RunReport,
+    canonical_column,
     read_instances_file,
     read_run_report,
 )
@@ -206,6 +207,8 @@ def validate_evaluation_folder(folder: Path) -> tuple[list[CaseMetricsRow], list
     for name, schema in (("case_metrics.csv", CaseMetricsRow), ("lesions.csv", LesionRow)):
         with (folder / name).open(newline="", encoding="utf-8") as handle:
             reader = csv.DictReader(handle)
-            assert tuple(reader.fieldnames or ()) == schema.columns(), name
+            header = tuple(reader.fieldnames or ())
+            assert tuple(canonical_column(c) for c in header) == schema.columns(), name
+            assert "nsd" not in header  # the NSD column names its tolerance (nsd_1.0mm)
             tables.append([schema.model_validate(row) for row in reader])
     return tables[0], tables[1]  # type: ignore[return-value]

@@ -12,6 +12,8 @@ from medseg.artifacts import (
     CaseMetricsRow,
     LesionRow,
     RunReport,
+    canonical_column,
+    nsd_column,
     read_instances_file,
     read_run_report,
 )
@@ -67,9 +69,20 @@ def test_case_metrics_columns_cover_every_class_metric() -> None:
 def test_report_reader_does_not_guess_columns(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A CSV with other column names is not read half-way: it is named and ignored."""
+    """A CSV with other column names is not read half-way: it is named and ignored (reports take
+    the per-class lesion counts from case_metrics.csv; lesions.csv is not needed)."""
     (tmp_path / "case_metrics.csv").write_text("case_id,label_name,dice\nA,lesion,0.9\n")
-    (tmp_path / "lesions.csv").write_text("case_id,match\nA,tp\n")
     with caplog.at_level(logging.WARNING):
         assert load_evaluation(tmp_path) == {}
-    assert "case_metrics.csv is not usable" in caplog.text and "lesions.csv" in caplog.text
+    assert "case_metrics.csv is not usable" in caplog.text and "'hd95_mm'" in caplog.text
+
+
+def test_nsd_column_names_its_tolerance() -> None:
+    row = CaseMetricsRow.model_validate(
+        {"case_id": "A", "label": 1, "class": "x", "dice": 1, "iou": 1, "precision": 1,
+         "recall": 1, "volume_pred_mm3": 1, "volume_ref_mm3": 1, "volume_diff_mm3": 0,
+         "hd_mm": 0, "hd95_mm": 0, "assd_mm": 0, "nsd_2.5mm": 0.75, "empty_pred": "false",
+         "empty_ref": "false"}
+    )  # fmt: skip
+    assert row.nsd == 0.75
+    assert nsd_column(2.5) == "nsd_2.5mm" and canonical_column("nsd_2.5mm") == "nsd"

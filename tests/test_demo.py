@@ -42,6 +42,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 def test_demo_prints_metrics_and_cohort_report(demo: tuple[Path, str]) -> None:
     out, output = demo
     assert "test-set metrics" in output and "all fluid" in output
+    assert "SMOKE RUN" in output and "not a model" in output  # a one-minute model is labelled
     assert f"cohort report: {out / 'run' / 'reports' / 'index.html'}" in output.replace("\n", "")
 
 
@@ -71,7 +72,9 @@ def test_demo_artifacts_validate(demo: tuple[Path, str]) -> None:
     assert {row["case_id"] for row in cohort} == {c.case_id for c in test_cases}
     for patient in {c.patient_id for c in test_cases}:
         folder = run / "reports" / patient
-        PatientReport.model_validate_json((folder / "report.json").read_text())
+        report = PatientReport.model_validate_json((folder / "report.json").read_text())
+        assert (report.provenance.notice or "").startswith("Smoke run")  # said in every report
+        assert '<div class="notice">Smoke run' in (folder / "report.html").read_text()
         parser = _Links()
         parser.feed((folder / "report.html").read_text())
         assert "table" in parser.tags and "img" in parser.tags
@@ -81,6 +84,7 @@ def test_demo_artifacts_validate(demo: tuple[Path, str]) -> None:
         )
     index = _Links()
     index.feed((run / "reports" / "index.html").read_text())
+    assert '<div class="notice">Smoke run' in (run / "reports" / "index.html").read_text()
     assert {f"{c.patient_id}/report.html" for c in test_cases} <= set(index.refs)
 
 

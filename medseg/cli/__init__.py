@@ -22,13 +22,86 @@ from medseg.cli import _console
 from medseg.errors import MedsegError
 
 try:  # recent typer vendors click
+    from typer._click.core import Context as _Context
     from typer._click.exceptions import ClickException as _ClickException
     from typer._click.exceptions import NoArgsIsHelpError as _NoArgsIsHelpError
     from typer._click.exceptions import UsageError as _UsageError
 except ImportError:  # pragma: no cover - typer with click as a separate dependency
+    from click.core import Context as _Context  # type: ignore[no-redef]
     from click.exceptions import ClickException as _ClickException  # type: ignore[no-redef]
     from click.exceptions import NoArgsIsHelpError as _NoArgsIsHelpError  # type: ignore[no-redef]
     from click.exceptions import UsageError as _UsageError  # type: ignore[no-redef]
+
+
+GLOBAL_FLAGS = frozenset({"--verbose", "-v", "--quiet", "-q", "--debug", "--no-progress"})
+"""Options of the root command that may also be written after the subcommand."""
+
+
+def _is_global(token: str) -> bool:
+    return token in GLOBAL_FLAGS or (
+        len(token) > 2 and token.startswith("-v") and set(token[1:]) == {"v"}
+    )
+
+
+def _takes_value(command: Any, token: str) -> bool:
+    """Whether ``token`` is an option of ``command`` followed by a separate value."""
+    name = token.split("=", 1)[0]
+    for param in getattr(command, "params", ()):
+        if name in getattr(param, "opts", ()) or name in getattr(param, "secondary_opts", ()):
+            flag = getattr(param, "is_flag", False) or getattr(param, "count", False)
+            return not flag and "=" not in token
+    return False
+
+
+def hoist_global_options(root: Any, args: Sequence[str]) -> list[str]:
+    """Move ``-v``, ``-q``, ``--debug`` and ``--no-progress`` given after the subcommand in front.
+
+    Click reads a group's options only before its subcommand; users write them anywhere
+    (``medseg predict RUN IN -o OUT --no-progress``). Values of the subcommand's own options
+    and everything after ``--`` are left alone, as is a global-looking option a subcommand
+    declares itself.
+    """
+    front: list[str] = []
+    rest: list[str] = []
+    command, value_next, passthrough = root, False, False
+    for token in args:
+        own = command is not root and _declares(command, token)
+        if passthrough or value_next:
+            value_next = False
+            rest.append(token)
+        elif token == "--":
+            passthrough = True
+            rest.append(token)
+        elif command is not root and _is_global(token) and not own:
+            front.append(token)
+        else:
+            sub = getattr(command, "commands", {}).get(token)
+            if sub is not None and not token.startswith("-"):
+                command = sub
+            elif token.startswith("-"):
+                value_next = _takes_value(command, token)
+            rest.append(token)
+    return front + rest
+
+
+def _declares(command: Any, token: str) -> bool:
+    name = token.split("=", 1)[0]
+    return any(name in getattr(p, "opts", ()) for p in getattr(command, "params", ()))
+
+
+def plain_flags(command: Any) -> None:
+    """Show on/off flags (``--dicom-seg``, ``-v``) without a ``<bool>`` / ``<int>`` value in help.
+
+    typer's rich help prints every option's type; a flag takes no value, so printing one makes
+    ``--dicom-seg <bool>`` read as if it wanted ``true`` or ``false``.
+    """
+    context = _Context(command, help_option_names=["-h", "--help"])
+    help_option = command.get_help_option(context)
+    for param in [*getattr(command, "params", ()), *([help_option] if help_option else [])]:
+        if getattr(param, "is_flag", False) or getattr(param, "count", False):
+            param.metavar = ""
+    for sub in getattr(command, "commands", {}).values():
+        plain_flags(sub)
 
 
 class MedsegGroup(TyperGroup):
@@ -42,7 +115,8 @@ class MedsegGroup(TyperGroup):
         standalone_mode: bool = True,
         **extra: Any,
     ) -> Any:
-        argv = list(sys.argv[1:] if args is None else args)
+        plain_flags(self)
+        argv = hoist_global_options(self, sys.argv[1:] if args is None else args)
         debug = "--debug" in argv
         try:
             rv = super().main(
@@ -108,7 +182,10 @@ def root(
         ),
     ] = False,
     verbose: Annotated[
-        int, typer.Option("--verbose", "-v", count=True, help="More log output (debug).")
+        int,
+        typer.Option(
+            "--verbose", "-v", count=True, show_default=False, help="More log output (debug)."
+        ),
     ] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors.")] = False,
     debug: Annotated[
@@ -118,7 +195,10 @@ def root(
         bool, typer.Option("--no-progress", help="No progress bars (logs, clusters).")
     ] = False,
 ) -> None:
-    """medseg command line. Every command has its own --help."""
+    """medseg command line. Every command has its own --help.
+
+    The options above (-v, -q, --debug, --no-progress) may be given before or after the command.
+    """
     ctx.obj = _console.CLIState(debug=debug, progress=not no_progress)
     from medseg.run_folder import dist_info
 

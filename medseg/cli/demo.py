@@ -33,7 +33,15 @@ def demo_command(
     from medseg.demo import run_demo
 
     result = run_demo(output, quick=quick, on_stage=print_stage, on_epoch_end=print_epoch)
-    table = Table(title="test-set metrics (held-out patients, source grid)")
+    title = "test-set metrics (held-out patients, source grid)"
+    caption = None
+    if result.smoke:
+        title = f"SMOKE RUN: {title}"
+        caption = (
+            "--quick trains for about a minute: it shows that every stage runs, not a model; "
+            "Dice near 0 is expected. `medseg demo` (about 8 min) trains one that segments."
+        )
+    table = Table(title=title, caption=caption)
     for column in ("class", "cases", "Dice", "HD95 mm", "lesion F1"):
         table.add_column(column, justify="left" if column == "class" else "right")
     for row in result.metrics:

@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from medseg.cli import _console
+from medseg.text import plural
 
 
 def register(app: typer.Typer) -> None:
@@ -23,7 +24,9 @@ def _fmt(value: Any, digits: int = 3) -> str:
 def render_summary(summary: dict[str, Any], out_dir: Path) -> None:
     """The evaluation table (means per class, pooled lesion counts) and skipped cases."""
     table = Table(title="evaluation: means over cases; lesions pooled")
-    for column in ("class", "cases", "Dice", "HD95 mm", "ASSD mm", "NSD", "lesion F1", "TP/FP/FN"):
+    tolerance = summary.get("settings", {}).get("nsd_tolerance_mm")
+    nsd = "NSD" if tolerance is None else f"NSD@{tolerance:g} mm"
+    for column in ("class", "cases", "Dice", "HD95 mm", "ASSD mm", nsd, "lesion F1", "TP/FP/FN"):
         table.add_column(column, justify="left" if column == "class" else "right")
     for label, entry in summary["classes"].items():
         metrics, lesions = entry["metrics"], entry.get("lesions")
@@ -47,8 +50,8 @@ def render_summary(summary: dict[str, Any], out_dir: Path) -> None:
         )
     cases = summary["cases"]
     _console.out.print(
-        f"{cases['evaluated']} of {cases['total']} cases evaluated, {cases['skipped']} skipped, "
-        f"{cases['failed']} failed; results in {escape(str(out_dir))}",
+        f"{cases['evaluated']} of {plural(cases['total'], 'case')} evaluated, "
+        f"{cases['skipped']} skipped, {cases['failed']} failed; results in {escape(str(out_dir))}",
         highlight=False,
     )
 

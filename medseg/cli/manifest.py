@@ -11,6 +11,7 @@ from rich.table import Table
 
 from medseg.cli import _console
 from medseg.cli._options import PseudonymKeyOpt, SpacingOpt, parse_spacing
+from medseg.text import plural
 
 if TYPE_CHECKING:
     from medseg.manifest.schema import Case
@@ -228,7 +229,9 @@ def check_command(
                 )
     if problems.row_count:
         _console.out.print(problems)
-    _console.out.print(f"{n_cases} cases checked: {n_cases - n_errors} ok, {n_errors} with errors")
+    _console.out.print(
+        f"{plural(n_cases, 'case')} checked: {n_cases - n_errors} ok, {n_errors} with errors"
+    )
     if n_errors:
         raise typer.Exit(1)
 
@@ -281,7 +284,8 @@ def import_command(
     )
     save_manifest(result.manifest, output)
     _console.out.print(
-        f"wrote {output}: {len(result.manifest.cases)} cases; {result.folds_note}", markup=False
+        f"wrote {output}: {plural(len(result.manifest.cases), 'case')}; {result.folds_note}",
+        markup=False,
     )
 
 

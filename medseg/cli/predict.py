@@ -32,15 +32,30 @@ def _results_table(results: Sequence[CaseResult]) -> Table:
     return table
 
 
-def _parse_folds(text: str | None) -> list[int] | None:
+def chosen_folds(fold: list[int] | None, deprecated_folds: str | None) -> list[int] | None:
+    """The folds to ensemble from ``--fold`` (repeatable) or the deprecated ``--folds 0,1``.
+
+    ``--folds`` means a fold *count* in ``manifest build``; here it was a list, so it is kept
+    one release as an alias that warns.
+    """
     from medseg.errors import ConfigError
 
-    if not text:
-        return None
+    if deprecated_folds is None:
+        return list(fold) if fold else None
+    _console.err.print(
+        "[yellow]Warning:[/] predict --folds is deprecated (in `manifest build` --folds is a "
+        "count); write --fold 0 --fold 1 instead.",
+        highlight=False,
+    )
+    if fold:
+        raise ConfigError("give --fold (repeatable) or the deprecated --folds, not both")
     try:
-        return [int(v) for v in text.split(",")]
+        return [int(v) for v in deprecated_folds.split(",") if v.strip()] or None
     except ValueError as err:
-        raise ConfigError(f"--folds expects comma-separated integers, got {text!r}") from err
+        raise ConfigError(
+            f"--folds expects comma-separated integers, got {deprecated_folds!r}",
+            hint="use --fold 0 --fold 1",
+        ) from err
 
 
 def predict_command(
@@ -68,8 +83,18 @@ def predict_command(
         bool, typer.Option("--overwrite", help="Redo cases already predicted.")
     ] = False,
     device: DeviceOpt = "auto",
-    folds: Annotated[
-        str | None, typer.Option("--folds", help="Folds to ensemble, e.g. 0,1 (default: all).")
+    fold: Annotated[
+        list[int] | None,
+        typer.Option(
+            "--fold",
+            min=0,
+            help="Fold whose model to use; repeat to ensemble: --fold 0 --fold 1 "
+            "(default: every trained fold).",
+        ),
+    ] = None,
+    deprecated_folds: Annotated[
+        str | None,
+        typer.Option("--folds", hidden=True, help="Deprecated alias of --fold: 0,1."),
     ] = None,
     checkpoint: Annotated[str, typer.Option("--checkpoint", help="best or last.")] = "best",
     split: Annotated[
@@ -97,7 +122,7 @@ def predict_command(
     info = dist_info()  # under torchrun each rank takes its share; rank 0 talks
     state = ctx.obj if isinstance(ctx.obj, _console.CLIState) else _console.CLIState()
     predictor = Predictor.from_run(
-        run_dir, folds=_parse_folds(folds), checkpoint=checkpoint, device=device
+        run_dir, folds=chosen_folds(fold, deprecated_folds), checkpoint=checkpoint, device=device
     )
     predictor.self_check()  # an unusable model or setting ends the batch here, not per case
     key = (pseudonym_key, pseudonymize)

@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from medseg.cli import _console
+from medseg.text import plural
 
 if TYPE_CHECKING:
     from medseg.reports.pipeline import CaseOutcome
@@ -38,7 +39,8 @@ def _summary(outcomes: Sequence[CaseOutcome], output: Path) -> None:
     failed = sum(o.status == "failed" for o in outcomes)
     patients = len({o.patient_id for o in outcomes})
     _console.out.print(
-        f"{patients} patients, {len(outcomes)} cases, {failed} failed; reports in {output}",
+        f"{plural(patients, 'patient')}, {plural(len(outcomes), 'case')}, {failed} failed; "
+        f"reports in {output}",
         highlight=False,
         markup=False,
     )

@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from medseg.cli import _console
+from medseg.text import plural
 
 if TYPE_CHECKING:
     from medseg.examples import ExampleResult
@@ -70,7 +71,8 @@ def _summary(truth_path: Path, truth: object) -> None:
         )
     _console.out.print(table)
     _console.out.print(
-        f"{len(truth.patients)} patients, {len(truth.cases)} cases; truth: {truth_path}"
+        f"{plural(len(truth.patients), 'patient')}, {plural(len(truth.cases), 'case')}; "
+        f"truth: {truth_path}"
     )
 
 

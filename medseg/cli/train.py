@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -49,7 +50,6 @@ def _result_table(result: TrainResult, name: str, fold: int) -> Table:
         best.get(result.best_metric, f"best val {result.best_metric}"),
         "stopped",
         "minutes",
-        "checkpoints",
     ):
         table.add_column(column)
     table.add_row(
@@ -58,9 +58,17 @@ def _result_table(result: TrainResult, name: str, fold: int) -> Table:
         _fmt(result.best_score),
         result.stopped,
         f"{result.seconds / 60:.1f}",
-        str(result.fold_dir),
     )
     return table
+
+
+def print_checkpoints(fold_dir: Path) -> None:
+    """The checkpoint paths in full on their own lines (a table column would cut them)."""
+    from medseg.run_folder import BEST, LAST
+
+    for name, tag in ((BEST, "best"), (LAST, "last")):
+        _console.out.print(f"{tag} checkpoint: {fold_dir / name}", soft_wrap=True,
+                           markup=False, highlight=False)  # fmt: skip
 
 
 def train_command(
@@ -118,3 +126,4 @@ def train_command(
         )
     if main:
         _console.out.print(_result_table(result, planned.resolved.name, fold))
+        print_checkpoints(result.fold_dir)

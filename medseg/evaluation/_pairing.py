@@ -115,8 +115,20 @@ def _manifest_plan(pred: dict[str, Path], ref: Path) -> CasePlan:
 
 
 def _folder_plan(pred_dir: Path, pred: dict[str, Path], ref: Path) -> CasePlan:
+    """A folder of reference label maps: names and lesion labels from its ``labels.json`` when
+    there is one, else names from the run report or a ``dataset.json``, else the label values
+    (every foreground value then is a lesion class)."""
+    from medseg.manifest.build import LABELS_JSON, read_labels_json
+
     nnunet = (ref / "dataset.json").is_file() and (ref / "labelsTr").is_dir()
     folder = ref / "labelsTr" if nnunet else ref
+    spec = read_labels_json(folder)
+    if spec is not None:
+        names = {int(k): v for k, v in spec[0].items() if int(k) != 0} or None
+        refs = {cid: _reader(path, names) for cid, path in label_map_files(folder).items()}
+        pred = _pair_channel_suffix(pred, set(refs))
+        readers = {cid: _reader(path, names) for cid, path in pred.items()}
+        return CasePlan(readers, refs, names, spec[1] or None, str(folder), LABELS_JSON)
     sources = [
         ("run_report.json", _run_report_labels(pred_dir)),
         ("dataset.json", _dataset_json_labels(ref) if nnunet else None),

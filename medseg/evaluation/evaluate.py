@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -28,6 +28,7 @@ from medseg.evaluation._surface import (
 )
 from medseg.evaluation.froc import DetectionCurve
 from medseg.evaluation.lesions import LesionScores, lesion_scores
+from medseg.evaluation.locations import LesionLocation, lesion_locations
 from medseg.evaluation.metrics import ClassMetrics, sparse_class_metrics
 from medseg.io.volume import Volume
 from medseg.labelmaps import label_components
@@ -96,6 +97,14 @@ class LesionEvaluation:
     matches: tuple[LesionMatch, ...]
     scores: LesionScores
     curve: DetectionCurve | None = None
+    ref_locations: dict[int, LesionLocation] = field(default_factory=dict)
+    pred_locations: dict[int, LesionLocation] = field(default_factory=dict)
+
+    def location(self, match: LesionMatch) -> LesionLocation | None:
+        """Where a match is: the reference lesion (TP, FN) or the predicted one (FP)."""
+        if match.ref_id is not None:
+            return self.ref_locations.get(match.ref_id)
+        return self.pred_locations.get(match.pred_id) if match.pred_id is not None else None
 
 
 @dataclass(frozen=True)
@@ -109,6 +118,8 @@ class CaseMetrics:
         lesions: lesion label value -> :class:`LesionEvaluation`.
         scored: predicted lesions came with scores (instances), so FROC applies.
         spacing: voxel size in mm along the array axes.
+        affine: the grid's voxel->RAS affine (mm) when known (:func:`evaluate_case`), for
+            lesion locations in patient coordinates.
     """
 
     case_id: str
@@ -117,6 +128,7 @@ class CaseMetrics:
     lesions: dict[int, LesionEvaluation] = field(default_factory=dict)
     scored: bool = False
     spacing: tuple[float, ...] = ()
+    affine: npt.NDArray[np.float64] | None = None
 
 
 def _label_map(labels: Mapping[int, str] | Sequence[int]) -> dict[int, str]:
@@ -171,6 +183,11 @@ def _lesions_of_class(
             min_volume_mm3=options.min_lesion_mm3,
             scores=None if instances is None else instances.scores,
         )
+        offset = [s.start for s in box]
+        return LesionEvaluation(
+            result.matches, lesion_scores(result.matches), result.curve,
+            lesion_locations(ref_map, offset), lesion_locations(pred_map, offset),
+        )  # fmt: skip
     return LesionEvaluation(result.matches, lesion_scores(result.matches), result.curve)
 
 
@@ -308,7 +325,7 @@ def evaluate_case(
             f"instance map shape {instances.instances.shape} differs from {ref.shape}",
             case_id=name,
         )
-    return evaluate_arrays(
+    metrics = evaluate_arrays(
         pred.array,
         ref.array,
         spacing=ref.spacing,
@@ -318,3 +335,4 @@ def evaluate_case(
         instances=instances,
         case_id=case_id,
     )
+    return replace(metrics, affine=np.asarray(ref.affine, dtype=np.float64))

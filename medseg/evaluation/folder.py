@@ -191,9 +191,10 @@ def evaluate_folder(
         pred_dir: folder of ``<case_id>`` label maps (layout in the module docstring).
         ref: a manifest (its labelled cases; label names and lesion labels from it), a folder
             of ``<case_id>`` reference label maps, or an nnU-Net dataset folder (``labelsTr``);
-            label names from ``pred_dir/run_report.json`` ``"labels"``, else the nnU-Net
+            label names and lesion labels from the folder's ``labels.json`` when present, else
+            names from ``pred_dir/run_report.json`` ``"labels"``, else the nnU-Net
             ``dataset.json`` (of ``ref``, then of ``pred_dir``), else the label values; lesion
-            labels: all foreground.
+            labels then: all foreground.
         out_dir: evaluation folder; receives ``case_metrics.csv``, ``lesions.csv``,
             ``summary.json`` and ``summary.png`` (written atomically after the last case).
         lesion_labels: label values or names whose lesions are matched (overrides the default).

@@ -12,15 +12,19 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from medseg.artifacts import CaseMetricsRow, LesionRow, csv_cell
+import numpy as np
+import numpy.typing as npt
+
+from medseg.artifacts import LOCATION_COLUMNS, CaseMetricsRow, LesionRow, csv_cell, nsd_column
 from medseg.evaluation.evaluate import CaseMetrics, EvaluationOptions
+from medseg.evaluation.locations import LesionLocation
+from medseg.evaluation.plots import plot_summary
 from medseg.evaluation.summary import build_summary
-from medseg.io.atomic import atomic_path, write_json_atomic, write_text_atomic
+from medseg.io.atomic import write_json_atomic, write_text_atomic
 
 if TYPE_CHECKING:
     from medseg.evaluation.folder import CaseEvaluation
@@ -29,14 +33,38 @@ CASE_COLUMNS = CaseMetricsRow.columns()
 LESION_COLUMNS = LesionRow.columns()
 
 
-def _csv_text(columns: Sequence[str], rows: Sequence[CaseMetricsRow | LesionRow]) -> str:
+def _csv_text(
+    columns: Sequence[str],
+    rows: Sequence[CaseMetricsRow | LesionRow],
+    header: Sequence[str] | None = None,
+) -> str:
+    """CSV text of ``rows`` (cells by ``columns``) under ``header`` (default: the columns)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(columns)
+    writer.writerow(header or columns)
     for row in rows:
         cells = row.cells()
         writer.writerow([csv_cell(cells[c]) for c in columns])
     return buffer.getvalue()
+
+
+def case_header(nsd_tolerance_mm: float) -> tuple[str, ...]:
+    """The ``case_metrics.csv`` header: the NSD column names its tolerance (``nsd_1.0mm``)."""
+    return tuple(nsd_column(nsd_tolerance_mm) if c == "nsd" else c for c in CASE_COLUMNS)
+
+
+def location_cells(
+    location: LesionLocation | None, affine: npt.NDArray[np.float64] | None
+) -> dict[str, Any]:
+    """``LOCATION_COLUMNS`` cells of one lesion (none where unknown, e.g. without an affine)."""
+    if location is None:
+        return {}
+    voxel = list(location.centroid_voxel) + [None] * (3 - len(location.centroid_voxel))
+    cells: dict[str, Any] = dict(zip(LOCATION_COLUMNS[3:6], voxel))
+    cells |= {"slice_first": location.slice_first, "slice_last": location.slice_last}
+    if affine is not None:
+        cells |= dict(zip(LOCATION_COLUMNS[:3], location.centroid_lps_mm(affine)))
+    return cells
 
 
 def case_rows(cases: Sequence[CaseMetrics]) -> list[CaseMetricsRow]:
@@ -85,36 +113,11 @@ def lesion_rows(cases: Sequence[CaseMetrics]) -> list[LesionRow]:
                             "iou": m.iou,
                             "dice": m.dice,
                             "score": m.score,
+                            **location_cells(evaluation.location(m), case.affine),
                         }
                     )
                 )
     return rows
-
-
-def plot_summary(path: Path, cases: Sequence[CaseMetrics], labels: dict[int, str]) -> Path:
-    """Box plots of Dice and HD95 per class (NaN left out), PNG via matplotlib's Agg canvas."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(max(6.0, 1.6 * len(labels) + 3), 4.0), dpi=100)
-    FigureCanvasAgg(figure)
-    names = [labels[v] for v in labels]
-    for position, (metric, title) in enumerate((("dice", "Dice"), ("hd95_mm", "HD95 (mm)")), 1):
-        axes = figure.add_subplot(1, 2, position)
-        axes.set_title(f"{title}, n = {len(cases)} cases")
-        if not labels or not cases:
-            axes.text(0.5, 0.5, "no evaluated cases", ha="center", va="center")
-            continue
-        data = []
-        for label in labels:
-            values = [getattr(c.classes[label], metric) for c in cases]
-            data.append([v for v in values if not math.isnan(v)])
-        axes.boxplot(data, tick_labels=names, showmeans=True)
-        axes.grid(axis="y", alpha=0.3)
-    figure.tight_layout()
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png")
-    return path
 
 
 def _final_labels(
@@ -169,7 +172,10 @@ def write_outputs(
         ref=ref,
         n_total=len(results),
     )
-    write_text_atomic(out_dir / "case_metrics.csv", _csv_text(CASE_COLUMNS, case_rows(cases)))
+    header = case_header(options.nsd_tolerance_mm)
+    write_text_atomic(
+        out_dir / "case_metrics.csv", _csv_text(CASE_COLUMNS, case_rows(cases), header)
+    )
     write_text_atomic(out_dir / "lesions.csv", _csv_text(LESION_COLUMNS, lesion_rows(cases)))
     write_json_atomic(out_dir / "summary.json", summary)
     plot_summary(out_dir / "summary.png", cases, labels)

@@ -86,8 +86,11 @@ def _seg(
     ]
 
 
-def _preview(volume: Volume, prediction: Prediction, target: Path) -> list[str]:
-    write_preview(volume.array, prediction.labels.array, target)
+def _preview(
+    volume: Volume, prediction: Prediction, label_names: Mapping[int, str], target: Path
+) -> list[str]:
+    write_preview(volume.array, prediction.labels.array, target, label_names=label_names,
+                  spacing=volume.spacing)  # fmt: skip
     return []
 
 
@@ -109,7 +112,8 @@ def _writers(
         paths = out_dir / outputs["instances"], out_dir / outputs["instances_json"]
         writers["instances"] = lambda: _instances(prediction, *paths)
     if "preview" in outputs:
-        writers["preview"] = lambda: _preview(volume, prediction, out_dir / outputs["preview"])
+        preview = out_dir / outputs["preview"]
+        writers["preview"] = lambda: _preview(volume, prediction, label_names, preview)
     if "dicom_seg" in outputs:
         target = out_dir / outputs["dicom_seg"]
         writers["dicom_seg"] = lambda: _seg(volume, prediction, label_names, target)

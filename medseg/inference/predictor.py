@@ -32,6 +32,7 @@ from medseg.io.volume import Volume
 from medseg.models.registry import build_model
 from medseg.models.runtime import select_device
 from medseg.run_folder import checkpoint_path, fold_dirs, load_checkpoint, versions
+from medseg.text import plural
 from medseg.types import PathLike
 
 __all__ = ["PREDICT_FNS", "CheckpointInfo", "Prediction", "Predictor"]
@@ -161,7 +162,7 @@ class Predictor:
             models.append(model)
             infos.append(info)
         assert resolved is not None
-        logger.info("loaded %d model(s) from %s on %s", len(models), root, dev)
+        logger.info("loaded %s from %s on %s", plural(len(models), "model"), root, dev)
         return cls(resolved, models, device=dev, checkpoints=infos, run_dir=root)
 
     @property

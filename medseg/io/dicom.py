@@ -21,6 +21,7 @@ from medseg.io.dicom_header import (
     read_header,
 )
 from medseg.io.series_qc import OPHTHALMIC_MODALITIES, SeriesInfo, check_series
+from medseg.text import plural
 from medseg.types import PathLike
 
 __all__ = [
@@ -147,10 +148,10 @@ def find_series(roots: PathLike | Sequence[PathLike]) -> Discovery:
         key=lambda s: (s.patient_id, s.study_date, s.study_uid, s.series_number or 0, s.series_uid)
     )
     logger.info(
-        "found %d DICOM series (%d usable) in %d files; %d non-DICOM, %d unreadable",
+        "found %d DICOM series (%d usable) in %s; %d non-DICOM, %d unreadable",
         len(series),
         sum(s.usable for s in series),
-        n,
+        plural(n, "file"),
         len(non_dicom),
         len(unreadable),
     )

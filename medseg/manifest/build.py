@@ -40,6 +40,7 @@ from medseg.manifest.pairs import read_pairs
 from medseg.manifest.pseudonym import pseudonym, pseudonymous_case_id
 from medseg.manifest.schema import Case, Manifest, SkippedItem
 from medseg.manifest.splits import assign_splits
+from medseg.text import plural
 from medseg.types import PathLike
 
 logger = logging.getLogger(__name__)
@@ -260,22 +261,38 @@ def _match_labels(
     return matched
 
 
+def read_labels_json(labels_dir: Path) -> tuple[dict[str, str], list[int]] | None:
+    """Class names and lesion labels from ``labels.json`` in a label folder (None: no file).
+
+    The file is ``{"labels": {"0": "background", "1": "IRF", ...}, "lesion_labels": [1, 2]}``
+    (``medseg synth`` writes it; ``manifest build`` and ``evaluate --ref FOLDER`` read it).
+
+    Raises:
+        ConfigError: the file exists but is not of that form.
+    """
+    spec = Path(labels_dir) / LABELS_JSON
+    if not spec.is_file():
+        return None
+    try:
+        data = json.loads(spec.read_text(encoding="utf-8"))
+        names = {str(k): str(v) for k, v in data["labels"].items()}
+        lesions = [int(v) for v in data.get("lesion_labels", [])]
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        raise ConfigError(
+            f"invalid {LABELS_JSON}: expected {{'labels': {{'0': 'background', ...}}}} ({err})",
+            path=spec,
+        ) from err
+    return names, lesions
+
+
 def _label_names(
     labels_dir: Path | None, label_names: dict[int, str] | None, lesion_labels: Sequence[int] | None
 ) -> tuple[dict[str, str], list[int]]:
     names: dict[str, str] = {"0": "background"}
     lesions: list[int] = []
-    spec = labels_dir / LABELS_JSON if labels_dir else None
-    if spec is not None and spec.is_file():
-        try:
-            data = json.loads(spec.read_text(encoding="utf-8"))
-            names = {str(k): str(v) for k, v in data["labels"].items()}
-            lesions = [int(v) for v in data.get("lesion_labels", [])]
-        except (ValueError, KeyError, TypeError) as err:
-            raise ConfigError(
-                f"invalid {LABELS_JSON}: expected {{'labels': {{'0': 'background', ...}}}} ({err})",
-                path=spec,
-            ) from err
+    found = read_labels_json(labels_dir) if labels_dir else None
+    if found is not None:
+        names, lesions = found
     if label_names:
         names = {"0": "background", **{str(k): v for k, v in label_names.items()}}
     if lesion_labels is not None:
@@ -534,7 +551,7 @@ def build_manifest(
     )
     summary.count(cases)
     logger.info(
-        "manifest %s: %d cases (%d labelled), %d skipped",
-        *(manifest.name, summary.cases, summary.labelled, len(summary.skipped)),
+        "manifest %s: %s (%d labelled), %d skipped",
+        *(manifest.name, plural(summary.cases, "case"), summary.labelled, len(summary.skipped)),
     )
     return BuildResult(manifest, summary, table)

@@ -91,6 +91,7 @@ def measure_study(
     image: Volume | None = None,
     instances: Volume | None = None,
     instance_info: Mapping[int, InstanceInfo] | None = None,
+    min_volume_mm3: float = 0.0,
 ) -> StudyReport:
     """Fill a study's measurements from its predicted label map.
 
@@ -103,6 +104,8 @@ def measure_study(
         image: the source image; used only when on the same grid (else a warning is recorded).
         instances: instance map on the same grid (one lesion per instance), if any.
         instance_info: instance id -> class and score from the instance JSON.
+        min_volume_mm3: smaller components are not lesions (the prediction's post-processing
+            floor); they still count in OCT fluid volumes.
 
     Returns:
         A copy of ``study`` with ``lesions``, ``totals``, ``oct`` (OCT only), shape and spacing.
@@ -121,12 +124,14 @@ def measure_study(
     oct_study = is_oct(out)
     out.lesions = measure_lesions(
         labels, lesion_labels=values, label_names=label_names, image=image, instances=instances,
-        instance_info=instance_info, nanolitres=oct_study,
+        instance_info=instance_info, nanolitres=oct_study, min_volume_mm3=min_volume_mm3,
     )  # fmt: skip
     out.totals = class_totals(out.lesions, lesion_labels=values, label_names=label_names,
                               nanolitres=oct_study)  # fmt: skip
     out.shape, out.spacing_mm = labels.shape, labels.spacing
     out.image_used = image is not None
+    is_ct = image is not None and (out.modality or "").upper() == "CT"
+    out.intensity_unit = "HU" if is_ct else None
     if oct_study:
         _add_oct(out, labels, image, OCTClasses.from_names(label_names, values))
     return out

@@ -1,73 +1,82 @@
 """``index.html``: the cohort report, one row per patient study linking to each patient's report.
 
-Self-contained like the patient reports (inline CSS, no scripts, no external resources).
+Self-contained like the patient reports (inline CSS, no scripts, no external resources) and
+narrow enough for a 1400 px window or a printed page: one column per class (lesions and total
+volume in one cell), the agreement with the reference (Dice) when evaluated.
 """
 
 from __future__ import annotations
 
-import html
+import datetime as dt
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from medseg._version import __version__
 from medseg.io.atomic import write_text_atomic
+from medseg.text import plural
 from medseg.types import PathLike
 
 COHORT_INDEX = "index.html"
-_COLUMNS = ("patient_id", "case_id", "study_date", "laterality", "modality", "status", "n_lesions")
-_STYLE = """
-body{font-family:system-ui,Arial,sans-serif;margin:2em;color:#222}
-table{border-collapse:collapse;font-size:0.9em}
-th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}
-th{background:#f0f0f0}td:first-child,td:nth-child(2){text-align:left}
-.failed{color:#b00020}
-"""
 
 
-def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        return "" if value != value else f"{value:.4g}"  # NaN -> empty
-    return html.escape("" if value is None else str(value))
+@dataclass(frozen=True)
+class CohortColumns:
+    """Which optional columns the cohort table has."""
+
+    classes: list[str]
+    dice: list[str]
+    eyes: bool
+    nanolitres: bool
+    cst: bool
 
 
-def _extra_columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    """Per-class totals and evaluation Dice, in first-seen order."""
-    seen: dict[str, None] = {}
+def cohort_columns(rows: Sequence[Mapping[str, Any]]) -> CohortColumns:
+    """Class names (from ``<class>_count`` keys), evaluated classes, and whether eyes appear."""
+    classes: dict[str, None] = {}
+    dice: dict[str, None] = {}
     for row in rows:
         for key in row:
-            if key.endswith(("_count", "_volume_mm3", "_volume_nl")) or (
-                key.startswith("eval.") and key.endswith(".dice")
-            ):
-                seen.setdefault(key, None)
-    return list(seen)
+            if key.endswith("_count"):
+                classes.setdefault(key.removesuffix("_count"), None)
+            elif key.endswith("_dice"):
+                dice.setdefault(key.removesuffix("_dice"), None)
+    return CohortColumns(
+        classes=list(classes),
+        dice=list(dice),
+        eyes=any(row.get("laterality") for row in rows),
+        nanolitres=any(key.endswith("_volume_nl") for row in rows for key in row),
+        cst=any(row.get("central_subfield_thickness_um") is not None for row in rows),
+    )
 
 
 def write_cohort_index(
-    rows: Sequence[Mapping[str, Any]], folders: Mapping[str, str], out_dir: PathLike
+    rows: Sequence[Mapping[str, Any]],
+    folders: Mapping[str, str],
+    out_dir: PathLike,
+    *,
+    notice: str | None = None,
 ) -> Path:
-    """Write ``<out_dir>/index.html`` from the cohort rows (``folders``: patient id -> folder)."""
-    columns = [*_COLUMNS, *_extra_columns(rows)]
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    body = []
-    for row in rows:
-        cells = []
-        for column in columns:
-            value = _cell(row.get(column))
-            if column == "patient_id" and row.get("patient_id") in folders:
-                value = (
-                    f'<a href="{html.escape(folders[row["patient_id"]])}/report.html">{value}</a>'
-                )
-            cells.append(f"<td>{value}</td>")
-        css = ' class="failed"' if row.get("status") == "failed" else ""
-        body.append(f"<tr{css}>{''.join(cells)}</tr>")
-    page = (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        "<title>medseg cohort report</title>"
-        f"<style>{_STYLE}</style></head><body><h1>Cohort report</h1>"
-        f"<p>{len({r.get('patient_id') for r in rows})} patients, {len(rows)} studies. "
-        "Each patient links to its own report (lesion tables, figures, OCT ETDRS maps, trends).</p>"
-        f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-        f"<p><small>medseg {html.escape(__version__)}</small></p></body></html>\n"
+    """Write ``<out_dir>/index.html`` from the cohort rows.
+
+    Args:
+        rows: ``cohort.csv`` rows (one per patient study).
+        folders: patient id -> the patient's report folder (relative to ``out_dir``).
+        out_dir: the report folder.
+        notice: shown above the table (e.g. that the model is a smoke run).
+    """
+    from medseg.reports.render import template
+
+    columns = cohort_columns(rows)
+    patients = len({r.get("patient_id") for r in rows})
+    page = template("index.html.j2").render(
+        rows=rows,
+        folders=folders,
+        columns=columns,
+        counts=f"{plural(patients, 'patient')}, {plural(len(rows), 'study', 'studies')}",
+        notice=notice,
+        version=__version__,
+        generated=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     )
-    return write_text_atomic(Path(out_dir) / COHORT_INDEX, page)
+    return write_text_atomic(Path(out_dir) / COHORT_INDEX, str(page))

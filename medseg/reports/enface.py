@@ -21,6 +21,7 @@ import numpy.typing as npt
 
 from medseg.errors import GeometryError
 from medseg.io.geometry import ras_to_lps_affine
+from medseg.reports.schema import FundusSide
 from medseg.types import Affine
 
 DEPTH_AXIS = 1
@@ -164,3 +165,30 @@ def subfield_coverage(
     covered = np.bincount(codes[inside], minlength=len(SUBFIELD_NAMES))
     total = np.bincount(codes, minlength=len(SUBFIELD_NAMES))
     return {name: float(covered[n] / max(total[n], 1)) for n, (name, _, _) in enumerate(SUBFIELDS)}
+
+
+def subfield_title(name: str) -> str:
+    """Clinical name of an ETDRS subfield or ring position.
+
+    Example:
+        >>> subfield_title("inner_superior"), subfield_title("central")
+        ('Inner superior', 'Central')
+    """
+    if name == OUTSIDE:
+        return "Outside the grid"
+    return name.replace("_", " ").capitalize()
+
+
+def side_of(frame: EnFaceFrame, direction_lps: npt.ArrayLike) -> FundusSide:
+    """The fundus side a direction points to: ``superior``, ``inferior``, ``nasal`` or
+    ``temporal`` (the larger of its en-face components)."""
+    vector = np.asarray(direction_lps, dtype=np.float64)
+    nasal, superior = float(vector @ frame.nasal), float(vector @ frame.superior)
+    if abs(nasal) >= abs(superior):
+        return "nasal" if nasal > 0 else "temporal"
+    return "superior" if superior > 0 else "inferior"
+
+
+OPPOSITE: dict[FundusSide, FundusSide] = {
+    "superior": "inferior", "inferior": "superior", "nasal": "temporal", "temporal": "nasal"
+}  # fmt: skip

@@ -73,6 +73,14 @@ class PredictionSet:
     warnings: list[str] = field(default_factory=list)
 
     @property
+    def min_lesion_mm3(self) -> float:
+        """The prediction's post-processing floor (``settings.postprocess.min_volume_mm3`` of
+        the run report; 0 when unknown): smaller components are not reported as lesions."""
+        postprocess = self.run_report.settings.get("postprocess")
+        value = postprocess.get("min_volume_mm3") if isinstance(postprocess, dict) else None
+        return float(value) if isinstance(value, (int, float)) and value > 0 else 0.0
+
+    @property
     def patients(self) -> dict[str, list[CaseSource]]:
         """Cases grouped by patient id, patients in first-seen order."""
         groups: dict[str, list[CaseSource]] = {}
@@ -114,15 +122,22 @@ def normalize_laterality(value: Any) -> str | None:
 
 
 def normalize_date(value: Any) -> str | None:
-    """``YYYYMMDD`` from ``YYYYMMDD`` or ISO ``YYYY-MM-DD[...]``; other text is kept as is."""
+    """ISO ``YYYY-MM-DD`` from DICOM ``YYYYMMDD`` or ISO ``YYYY-MM-DD[...]``; other text is kept.
+
+    Example:
+        >>> normalize_date("20240115"), normalize_date("2024-01-15T10:00")
+        ('2024-01-15', '2024-01-15')
+    """
     text = str(value or "").strip()
+    if len(text) == 8 and text.isdigit():
+        return f"{text[:4]}-{text[4:6]}-{text[6:]}"
     if (
         len(text) >= 10
         and text[4] == "-"
         and text[7] == "-"
         and text[:10].replace("-", "").isdigit()
     ):
-        return text[:10].replace("-", "")
+        return text[:10]
     return text or None
 
 

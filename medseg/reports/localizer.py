@@ -26,10 +26,19 @@ from medseg.reports.enface import (
     EnFaceFrame,
     enface_frame,
 )
-from medseg.reports.figures import FigureImage, new_figure, nl_text, to_png
+from medseg.reports.figures import (
+    FONT_PT,
+    FigureImage,
+    mpl_figure,
+    new_figure,
+    nl_text,
+    outlined,
+)
 from medseg.reports.fovea import ilm_depth_index
 from medseg.reports.measure import label_mask
+from medseg.reports.oct import FOVEA_METHOD_TITLES
 from medseg.reports.schema import Fovea, OCTAnalysis
+from medseg.text import plural
 
 _SECTOR_DIRECTION = {"central": (0, 0), "superior": (0, 1), "nasal": (1, 0), "inferior": (0, -1),
                      "temporal": (-1, 0)}  # fmt: skip
@@ -113,12 +122,14 @@ def _draw_grid(ax: Any, localizer: Localizer, frame: EnFaceFrame, analysis: OCTA
         ax.plot(px[:, 0], px[:, 1], color=_GRID_COLOUR, lw=1)
     for letter, direction in (("N", (1, 0)), ("T", (-1, 0)), ("S", (0, 1)), ("I", (0, -1))):
         x, y = _to_px(localizer, frame, 3.4 * np.asarray(direction, dtype=float))
-        ax.text(x, y, letter, color=_GRID_COLOUR, ha="center", va="center", fontsize=9)
+        ax.text(x, y, letter, color=_GRID_COLOUR, ha="center", va="center", fontsize=FONT_PT + 1,
+                path_effects=outlined())  # fmt: skip
     for sub in analysis.etdrs:
         point = _RING_RADIUS[sub.ring] * np.asarray(_SECTOR_DIRECTION[sub.sector], dtype=float)
         x, y = _to_px(localizer, frame, point)
         ax.text(x, y, nl_text(sum(sub.fluid_nl.values())), color="cyan", ha="center",
-                va="center", fontsize=8, fontweight="bold")  # fmt: skip
+                va="center", fontsize=FONT_PT + 1, fontweight="bold",
+                path_effects=outlined())  # fmt: skip
 
 
 def _line_fluid(ax: Any, localizer: Localizer, labels: Volume, fluid: Mapping[int, str]) -> Any:
@@ -153,8 +164,7 @@ def localizer_figure(
     """
     frame = enface_frame(labels.affine, analysis.laterality, analysis.fovea.lps_mm)
     rows, cols = localizer.image.shape
-    figure = new_figure(7.6, 6.6)
-    figure.subplots_adjust(left=0.02, right=0.9, bottom=0.03, top=0.93)
+    figure = new_figure(6.2, 5.4, (0.1, 0.1, 0.1, 0.35))
     ax = figure.subplots()
     ax.imshow(localizer.image, cmap="gray", vmin=0, vmax=255, interpolation="bilinear")
     if labels.shape[2] == 1:  # one B-scan: its fluid as a thick line along it
@@ -164,23 +174,27 @@ def localizer_figure(
         top = max(float(np.nan_to_num(heights).max()), 1.0)
         shown = ax.imshow(heights, cmap="magma", vmin=0, vmax=top, alpha=0.85,
                           interpolation="nearest")  # fmt: skip
-    figure.colorbar(shown, ax=ax, label="fluid height (µm)", shrink=0.7)
+    bar = figure.colorbar(shown, ax=ax, shrink=0.7)
+    bar.set_label("fluid height (µm)", size=FONT_PT + 0.5)
+    bar.ax.tick_params(labelsize=FONT_PT)
     _draw_bscans(ax, localizer, labels)
     _draw_grid(ax, localizer, frame, analysis)
     ax.set_xlim(-0.5, cols - 0.5)
     ax.set_ylim(rows - 0.5, -0.5)
     ax.set_axis_off()
-    method = analysis.fovea.method
-    ax.set_title(f"{analysis.laterality} fluid on the {localizer.modality} localizer, grid centre: "
-                 f"{method}", fontsize=9)  # fmt: skip
+    method = FOVEA_METHOD_TITLES.get(analysis.fovea.method, analysis.fovea.method)
+    ax.set_title(f"{analysis.laterality}: fluid on the {localizer.modality} localizer",
+                 fontsize=FONT_PT + 1)  # fmt: skip
     also = ""
     if analysis.fovea_detected is not None:
         gap = np.hypot(*frame.to_enface(np.asarray(analysis.fovea_detected.lps_mm)))
-        also = (f" medseg's own detection ({analysis.fovea_detected.method}) lies "
-                f"{gap * 1000:.0f} µm from it.")  # fmt: skip
+        detected = FOVEA_METHOD_TITLES.get(analysis.fovea_detected.method, "")
+        also = f" medseg's own detection (from the {detected}) lies {gap * 1000:.0f} µm from it."
+    lines = plural(labels.shape[2], "B-scan line")
     caption = (
-        f"Fluid height per A-scan (colour) and the {labels.shape[2]} B-scan lines (blue, the "
-        "first brighter) on the scanner's localizer; ETDRS circles of 1, 3 and 6 mm with total "
-        f"fluid per subfield in nL, centred on the fovea from {method}.{also} Fundus view."
+        f"Fluid height per A-scan (colour) and the {lines} (blue, the first brighter) on the "
+        "scanner's localizer; ETDRS circles of 1, 3 and 6 mm with total fluid per subfield in "
+        f"nL, centred on the fovea found from the {method}.{also} Fundus view: superior up, the "
+        "patient's left to the right."
     )
-    return FigureImage("Fluid on the localizer", caption, to_png(figure))
+    return mpl_figure("Fluid on the localizer", caption, figure)

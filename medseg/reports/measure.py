@@ -172,6 +172,7 @@ def measure_lesions(
     instance_info: Mapping[int, InstanceInfo] | None = None,
     nanolitres: bool = False,
     connectivity: int = 26,
+    min_volume_mm3: float = 0.0,
 ) -> list[LesionRecord]:
     """Measure every lesion of a label map.
 
@@ -186,6 +187,8 @@ def measure_lesions(
         nanolitres: also report volumes in nL (OCT).
         connectivity: 6, 18 or 26 neighbours connect a lesion's voxels
             (:func:`~medseg.labelmaps.label_components`).
+        min_volume_mm3: smaller components are not lesions (e.g. the prediction's
+            post-processing floor, so specks it would have removed are not counted).
 
     Returns:
         Lesions ordered by class, then by decreasing volume, with ``lesion_id`` 1..n.
@@ -201,7 +204,10 @@ def measure_lesions(
     else:
         found = _semantic_components(labels.array, lesion_labels, connectivity)
     records = []
+    min_voxels = min_volume_mm3 / labels.voxel_volume_mm3 if min_volume_mm3 > 0 else 0.0
     for value, instance_id, slices, mask in found:
+        if min_voxels and mask.sum() < min_voxels:
+            continue
         info = (instance_info or {}).get(instance_id or 0, InstanceInfo())
         fields = _measure_one(labels, slices, mask, image, nanolitres)
         records.append(

@@ -18,9 +18,11 @@ from medseg.io.volume import Volume
 from medseg.reports.enface import (
     BSCAN_AXIS,
     DEPTH_AXIS,
+    OPPOSITE,
     SUBFIELDS,
     EnFaceFrame,
     enface_frame,
+    side_of,
     subfield_area_mm2,
     subfield_coverage,
     subfield_index,
@@ -28,13 +30,21 @@ from medseg.reports.enface import (
 )
 from medseg.reports.fovea import find_fovea
 from medseg.reports.measure import NL_PER_MM3, label_mask
-from medseg.reports.schema import BscanArea, Fovea, OCTAnalysis, Subfield
+from medseg.reports.schema import BscanArea, Fovea, OCTAnalysis, ScanDirection, Subfield
 
 logger = logging.getLogger(__name__)
 
 SUBRETINAL_NAMES = ("srf", "subretinal", "ped", "pigment epithelial detachment")
 RETINA_NAMES = ("retina",)
 _POSITION_MARGIN_MM = 5.0
+FOVEA_METHOD_TITLES = {
+    "retina_label": "retina segmentation",
+    "ilm_surface": "inner retinal surface (ILM) in the image",
+    "scan_centre": "scan centre (no better cue)",
+    "given": "given position",
+    "vendor": "scanner's stored fovea",
+}
+"""How each fovea method reads in a report ("found from the ...")."""
 
 
 @dataclass(frozen=True)
@@ -185,7 +195,20 @@ def analyze_oct(
         bscan_spacing_mm=bscan_spacing_mm(labels), bscan_areas=bscan_areas(labels, classes.fluid),
         volumes_nl=fluid_volumes_nl(labels, classes.fluid), etdrs=subfields,
         fluid_outside_grid_nl=outside, central_subfield_thickness_um=subfields[0].thickness_um,
+        scan_direction=scan_direction(frame),
     )  # fmt: skip
+
+
+def scan_direction(frame: EnFaceFrame) -> ScanDirection:
+    """Which fundus sides B-scan 0 / the last B-scan and the first / last A-scan lie on."""
+    bscan = side_of(frame, frame.affine_lps[:3, BSCAN_AXIS])
+    ascan = side_of(frame, frame.affine_lps[:3, 0])
+    return ScanDirection(
+        bscan_first=OPPOSITE[bscan],
+        bscan_last=bscan,
+        ascan_first=OPPOSITE[ascan],
+        ascan_last=ascan,
+    )
 
 
 def lesion_subfield(frame: EnFaceFrame, centroid_lps: Sequence[float]) -> str:

@@ -27,12 +27,13 @@ from medseg.io.volume import Volume
 from medseg.reports.build import build_patient_report, is_oct, measure_study
 from medseg.reports.charts import bscan_area_figure, etdrs_figure
 from medseg.reports.cohort import write_cohort_index
-from medseg.reports.eval_results import MetricValues, load_evaluation
+from medseg.reports.eval_results import load_evaluation
 from medseg.reports.figures import FigureImage
 from medseg.reports.inputs import (
     CaseSource,
     PredictionSet,
     load_instance_info,
+    normalize_date,
     normalize_laterality,
 )
 from medseg.reports.localizer import localizer_figure, localizer_of
@@ -46,11 +47,13 @@ from medseg.reports.render import (
 )
 from medseg.reports.schema import (
     Checkpoint,
+    ClassEvaluation,
     PatientReport,
     PersonalData,
     Provenance,
     StudyReport,
 )
+from medseg.text import plural
 from medseg.types import PathLike
 
 logger = logging.getLogger(__name__)
@@ -83,7 +86,9 @@ def _scalars(raw: Mapping[str, Any]) -> dict[str, Any]:
             for k, v in raw.items()}  # fmt: skip
 
 
-def build_provenance(predictions: PredictionSet, eval_dir: PathLike | None = None) -> Provenance:
+def build_provenance(
+    predictions: PredictionSet, eval_dir: PathLike | None = None, notice: str | None = None
+) -> Provenance:
     """Provenance from the run report (model, checkpoint sha256, versions) and this run."""
     run = predictions.run_report
     return Provenance(
@@ -97,6 +102,7 @@ def build_provenance(predictions: PredictionSet, eval_dir: PathLike | None = Non
         versions=dict(run.versions),
         device=run.device,
         evaluation_dir=None if eval_dir is None else str(eval_dir),
+        notice=notice,
     )
 
 
@@ -133,9 +139,11 @@ def _figures(
         if labels.shape[2] > 1:  # one B-scan: its area is in the totals already
             out.append(bscan_area_figure(study.oct))
     largest = sorted(study.lesions, key=lambda les: -les.volume_mm3)[:MAX_LESION_FIGURES]
+    direction = study.oct.scan_direction if study.oct is not None else None
+    ends = (direction.ascan_first, direction.ascan_last) if direction is not None else None
     for lesion in largest:
         if is_oct(study):
-            out.append(oct_lesion_figure(image, labels, lesion, classes))
+            out.append(oct_lesion_figure(image, labels, lesion, classes, ends))
         else:
             out.append(ct_lesion_figure(image, labels, lesion, classes, study.modality))
     return out
@@ -150,7 +158,7 @@ def _measure_case(
     if image is not None:  # header facts the run report and manifest did not give
         study.laterality = study.laterality or normalize_laterality(image.meta.get("laterality"))  # type: ignore[assignment]
         study.modality = study.modality or image.meta.get("modality") or None
-        study.study_date = study.study_date or image.meta.get("study_date") or None
+        study.study_date = study.study_date or normalize_date(image.meta.get("study_date"))
         study.scanner = scanner_name(image.meta)
         if image.meta.get("scan_pattern") == "line":
             study.warnings.append(
@@ -161,6 +169,7 @@ def _measure_case(
         study, labels, label_names=predictions.label_names,
         lesion_labels=predictions.lesion_labels, image=image, instances=instances,
         instance_info=load_instance_info(case.instances_json) if instances else None,
+        min_volume_mm3=predictions.min_lesion_mm3,
     )  # fmt: skip
     figures = _figures(measured, labels, image, predictions.label_names)
     localizer = localizer_of(image)
@@ -177,11 +186,14 @@ def scanner_name(meta: Mapping[str, Any]) -> str | None:
 
 
 def _process_case(
-    case: CaseSource, predictions: PredictionSet, metrics: MetricValues, include_phi: bool
+    case: CaseSource,
+    predictions: PredictionSet,
+    evaluation: list[ClassEvaluation],
+    include_phi: bool,
 ) -> _StudyWork:
     study = StudyReport(
         case_id=case.case_id, study_date=case.study_date, laterality=case.laterality,  # type: ignore[arg-type]
-        modality=case.modality, prediction_file=case.labels_path.name, metrics=dict(metrics),
+        modality=case.modality, prediction_file=case.labels_path.name, evaluation=evaluation,
     )  # fmt: skip
     personal = read_personal_data(case.image, root=case.image_root) if include_phi else None
     if case.status == "failed":
@@ -203,7 +215,7 @@ def _outcome(result: _StudyWork, patient_id: str, seconds: float) -> CaseOutcome
     study = result.study
     n_lesions = len(study.lesions) if study.status == "done" else None
     if study.status == "done":
-        logger.info("case %s: %d lesions", study.case_id, n_lesions)
+        logger.info("case %s: %s", study.case_id, plural(n_lesions or 0, "lesion"))
     else:
         logger.warning("case %s %s: %s", study.case_id, study.status, study.error)
     return CaseOutcome(study.case_id, patient_id, study.status, study.error, n_lesions, seconds)
@@ -214,7 +226,7 @@ class _Context:
     """What every patient's work needs (picklable, for worker processes)."""
 
     predictions: PredictionSet
-    metrics: dict[str, MetricValues]
+    evaluation: dict[str, list[ClassEvaluation]]
     provenance: Provenance
     root: Path
     include_phi: bool
@@ -225,8 +237,8 @@ def _patient_cases(
 ) -> Iterator[tuple[CaseOutcome, _StudyWork]]:
     for case in cases:
         start = time.perf_counter()
-        metrics = ctx.metrics.get(case.case_id, {})
-        result = _process_case(case, ctx.predictions, metrics, ctx.include_phi)
+        evaluation = ctx.evaluation.get(case.case_id, [])
+        result = _process_case(case, ctx.predictions, evaluation, ctx.include_phi)
         yield _outcome(result, patient_id, time.perf_counter() - start), result
 
 
@@ -269,6 +281,7 @@ def write_reports(
     eval_dir: PathLike | None = None,
     include_phi: bool = False,
     jobs: int = 1,
+    notice: str | None = None,
 ) -> Iterator[CaseOutcome]:
     """Measure every case, write one report folder per patient and ``cohort.csv``.
 
@@ -276,9 +289,11 @@ def write_reports(
         predictions: from :func:`~medseg.reports.inputs.load_prediction_set`.
         out_dir: report folder (created); gets ``<patient_id>/report.{json,html}``,
             ``<patient_id>/lesions.csv`` and ``cohort.csv``.
-        eval_dir: evaluation folder whose per-case metrics are added, if present.
+        eval_dir: evaluation folder whose per-case agreement (Dice, HD95, lesions found) is
+            added, if present.
         include_phi: copy PatientName / PatientBirthDate from DICOM sources into the reports.
         jobs: worker processes (patients are shared out; 1 = this process).
+        notice: a line shown at the top of every report (e.g. that the model is a smoke run).
 
     Yields:
         One :class:`CaseOutcome` per case: in patient order with one job, else as patients
@@ -288,8 +303,8 @@ def write_reports(
         ConfigError: ``out_dir`` cannot be written.
     """
     root = ensure_output_dir(out_dir, what="report folder")
-    ctx = _Context(predictions, load_evaluation(eval_dir), build_provenance(predictions, eval_dir),
-                   root, include_phi)  # fmt: skip
+    provenance = build_provenance(predictions, eval_dir, notice)
+    ctx = _Context(predictions, load_evaluation(eval_dir), provenance, root, include_phi)
     used: set[str] = set()
     folders = {pid: _unique(patient_folder_name(pid), used) for pid in predictions.patients}
     rows: dict[str, list[dict[str, Any]]] = {}
@@ -304,7 +319,7 @@ def write_reports(
             rows[patient_id] = _finish_patient(ctx, patient_id, results, folders[patient_id])
     cohort = [row for pid in folders for row in rows[pid]]
     write_cohort_csv(cohort, root)
-    write_cohort_index(cohort, folders, root)
+    write_cohort_index(cohort, folders, root, notice=notice)
 
 
 def _unique(name: str, used: set[str]) -> str:

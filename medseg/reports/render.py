@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import functools
 import io
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -16,9 +17,12 @@ from typing import Any
 
 from medseg.io.atomic import write_text_atomic
 from medseg.reports.charts import trend_figure
+from medseg.reports.enface import subfield_title
 from medseg.reports.figures import FigureImage
-from medseg.reports.measure import NL_PER_MM3
+from medseg.reports.glance import glance
+from medseg.reports.oct import FOVEA_METHOD_TITLES
 from medseg.reports.schema import LesionRecord, PatientReport, StudyReport
+from medseg.text import plural
 from medseg.types import PathLike
 
 COHORT_CSV = "cohort.csv"
@@ -63,8 +67,19 @@ def _triple(prefix: str, values: Iterable[float], axes: str = "xyz") -> dict[str
     return {f"{prefix}_{a}": v for a, v in zip(axes, values)}
 
 
+def _intensity_unit(study: StudyReport, lesion: LesionRecord) -> str | None:
+    """``HU`` for CT, ``a.u.`` (the image's own units) otherwise; empty without intensities."""
+    if lesion.mean_intensity is None:
+        return None
+    return study.intensity_unit or "a.u."
+
+
 def lesion_row(study: StudyReport, lesion: LesionRecord) -> dict[str, Any]:
-    """One ``lesions.csv`` row (vectors spread over ``_x/_y/_z`` or ``_i/_j/_k`` columns)."""
+    """One ``lesions.csv`` row (vectors spread over ``_x/_y/_z`` or ``_i/_j/_k`` columns).
+
+    Coordinates are patient LPS in mm, voxel indices ``(i, j, k)`` and slice numbers 0-based,
+    dates ISO; intensities in ``intensity_unit`` (HU for CT).
+    """
     row: dict[str, Any] = {"case_id": study.case_id, "study_date": study.study_date,
                            "laterality": study.laterality}  # fmt: skip
     data = lesion.model_dump()
@@ -78,6 +93,7 @@ def lesion_row(study: StudyReport, lesion: LesionRecord) -> dict[str, Any]:
     row |= _triple("bbox_lps_min_mm", lesion.bbox_lps_min_mm)
     row |= _triple("bbox_lps_max_mm", lesion.bbox_lps_max_mm)
     row |= {"mean_intensity": lesion.mean_intensity, "max_intensity": lesion.max_intensity,
+            "intensity_unit": _intensity_unit(study, lesion),
             "etdrs_subfield": lesion.etdrs_subfield}  # fmt: skip
     return row
 
@@ -100,23 +116,40 @@ def cohort_rows(report: PatientReport) -> list[dict[str, Any]]:
         if study.oct is not None:
             row["fovea_method"] = study.oct.fovea.method
             row["central_subfield_thickness_um"] = study.oct.central_subfield_thickness_um
-        row |= {f"eval.{k}": v for k, v in study.metrics.items()}
+        row |= {f"{e.label_name}_dice": e.dice for e in study.evaluation}
         row["error"] = study.error
         rows.append(row)
     return rows
 
 
 def _fmt(value: Any, digits: int = 1) -> str:
-    if value is None:
+    """A cell: ``–`` for missing or undefined (NaN, inf) numbers, else ``digits`` decimals."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "–"
     if isinstance(value, float):
         return f"{value:.{digits}f}"
     return str(value)
 
 
+MAX_LESION_ROWS = 40
+"""Lesions listed in a study's HTML table (the largest); ``lesions.csv`` lists every one."""
+
+
+def largest_lesions(
+    lesions: Sequence[LesionRecord], n: int = MAX_LESION_ROWS
+) -> list[LesionRecord]:
+    """The ``n`` largest lesions, in lesion-id order (class, then size)."""
+    keep = sorted(lesions, key=lambda les: -les.volume_mm3)[:n]
+    return sorted(keep, key=lambda les: les.lesion_id)
+
+
+def _subfield(name: str | None) -> str:
+    return "–" if name is None else subfield_title(name)
+
+
 @functools.cache
-def _template() -> Any:
-    """The compiled HTML template (jinja2 is imported on first use)."""
+def _environment() -> Any:
+    """The jinja2 environment of the report templates (jinja2 is imported on first use)."""
     from jinja2 import Environment, PackageLoader, StrictUndefined
 
     env = Environment(
@@ -127,7 +160,16 @@ def _template() -> Any:
         lstrip_blocks=True,
     )
     env.filters["fmt"] = _fmt
-    return env.get_template("report.html.j2")
+    env.filters["plural"] = plural
+    env.filters["subfield"] = _subfield
+    env.filters["largest"] = largest_lesions
+    env.filters["fovea_method"] = lambda method: FOVEA_METHOD_TITLES.get(method, method)
+    return env
+
+
+def template(name: str) -> Any:
+    """A compiled report template (``report.html.j2``, ``index.html.j2``)."""
+    return _environment().get_template(name)
 
 
 def render_html(
@@ -143,18 +185,13 @@ def render_html(
         figures: case id -> figures of that study (lesion overlays, ETDRS map, ...).
         trend: the longitudinal trend figure, if any.
     """
-    template = _template()
-    classes = dict.fromkeys((t.label, t.label_name) for s in report.studies for t in s.totals)
-    nanolitres = any(s.oct is not None for s in report.studies)  # OCT changes read in nL
-    scale = NL_PER_MM3 if nanolitres else 1.0
+    summary = glance(report)
     return str(
-        template.render(
+        template("report.html.j2").render(
             report=report,
-            classes=list(classes),
-            unit="nL" if nanolitres else "mm³",
-            scale=scale,
-            digits=1 if nanolitres else 3,
-            scaled=lambda value: None if value is None else value * scale,
+            g=summary,
+            digits=1,
+            scaled=lambda value: None if value is None else value * summary.scale,
             figures=figures,
             trend=trend,
             generated=report.provenance.report_created,

@@ -1,4 +1,8 @@
-"""The per-patient report schema (pydantic, ``schema_version`` 1): ``<patient_id>/report.json``.
+"""The per-patient report schema (pydantic, ``schema_version`` 2): ``<patient_id>/report.json``.
+
+Version 2 (medseg 0.2): dates are ISO ``YYYY-MM-DD``; the agreement with the reference is
+``StudyReport.evaluation`` (one :class:`ClassEvaluation` per class) instead of a flat ``metrics``
+dict; ``intensity_unit``, ``OCTAnalysis.scan_direction`` and ``Provenance.notice`` added.
 
 One :class:`PatientReport` per patient holds its studies (one per predicted case: a CT scan, an
 OCT eye at one visit) ordered by study date, each with its lesions, class totals and, for OCT, the
@@ -18,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from medseg.artifacts import ReportStatus
 
-REPORT_SCHEMA_VERSION: Literal[1] = 1
+REPORT_SCHEMA_VERSION: Literal[2] = 2
 MEASUREMENT_VERSION = 1
 """Version of the measurement definitions below; bumped whenever a number would change."""
 
@@ -108,6 +112,18 @@ class Subfield(_Model):
     )
 
 
+FundusSide = Literal["superior", "inferior", "nasal", "temporal"]
+
+
+class ScanDirection(_Model):
+    """Where a macular volume's B-scans and A-scans run on the fundus (indices are 0-based)."""
+
+    bscan_first: FundusSide = Field(description="side of B-scan 0")
+    bscan_last: FundusSide = Field(description="side of the last B-scan")
+    ascan_first: FundusSide = Field(description="side of the first A-scan of each B-scan")
+    ascan_last: FundusSide
+
+
 class OCTAnalysis(_Model):
     """Macular fluid analysis of one OCT volume."""
 
@@ -124,13 +140,35 @@ class OCTAnalysis(_Model):
     etdrs: list[Subfield]
     fluid_outside_grid_nl: dict[str, float] = Field(description="fluid beyond the 6 mm circle")
     central_subfield_thickness_um: float | None = None
+    scan_direction: ScanDirection | None = Field(
+        default=None, description="how B-scans and A-scans are laid on the fundus"
+    )
+
+
+class ClassEvaluation(_Model):
+    """Agreement of one class of a study with the reference (from ``medseg evaluate``).
+
+    ``None`` where a value is not defined (e.g. HD95 when one mask is empty) or does not apply
+    (lesion counts of a class that is not a lesion class).
+    """
+
+    label: int
+    label_name: str
+    dice: float | None = None
+    hd95_mm: float | None = None
+    empty_pred: bool | None = None
+    empty_ref: bool | None = None
+    lesion_tp: int | None = None
+    lesion_fp: int | None = None
+    lesion_fn: int | None = None
+    lesion_f1: float | None = None
 
 
 class StudyReport(_Model):
     """One predicted case of the patient (one scan, or one eye at one visit)."""
 
     case_id: str
-    study_date: str | None = Field(default=None, description="YYYYMMDD when known")
+    study_date: str | None = Field(default=None, description="ISO date YYYY-MM-DD when known")
     laterality: Literal["OD", "OS"] | None = None
     modality: str | None = None
     scanner: str | None = Field(
@@ -142,11 +180,14 @@ class StudyReport(_Model):
     shape: Idx3 | None = None
     spacing_mm: Vec3 | None = None
     image_used: bool = False
+    intensity_unit: str | None = Field(
+        default=None, description="unit of the lesion intensities: HU for CT, else null (a.u.)"
+    )
     lesions: list[LesionRecord] = Field(default_factory=list)
     totals: list[ClassTotal] = Field(default_factory=list)
     oct: OCTAnalysis | None = None
-    metrics: dict[str, float | str | None] = Field(
-        default_factory=dict, description="from the evaluation folder (--eval), when present"
+    evaluation: list[ClassEvaluation] = Field(
+        default_factory=list, description="per class agreement with the reference (--eval)"
     )
     warnings: list[str] = Field(default_factory=list)
 
@@ -194,6 +235,9 @@ class Provenance(_Model):
     versions: dict[str, str] = Field(default_factory=dict)
     device: str | None = None
     evaluation_dir: str | None = None
+    notice: str | None = Field(
+        default=None, description="shown at the top of every report, e.g. that it is a smoke run"
+    )
 
 
 class PersonalData(_Model):
@@ -206,7 +250,7 @@ class PersonalData(_Model):
 class PatientReport(_Model):
     """Everything reported for one patient; written as ``<patient_id>/report.json``."""
 
-    schema_version: Literal[1] = REPORT_SCHEMA_VERSION
+    schema_version: Literal[2] = REPORT_SCHEMA_VERSION
     patient_id: str = Field(description="pseudonymous id from the run report or manifest")
     personal_data: PersonalData | None = None
     labels: dict[str, str]

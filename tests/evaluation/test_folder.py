@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -95,9 +96,29 @@ def test_label_folder_reference_with_run_report_names(cohort: Cohort, tmp_path: 
     assert summary["classes"]["2"]["lesions"]["f1"] == 1.0
 
 
+def test_label_folder_with_labels_json_uses_its_lesion_labels(
+    cohort: Cohort, tmp_path: Path
+) -> None:
+    """``--ref labels/`` reads names and lesion labels from labels.json beside the label maps."""
+    assert (cohort.labels_dir / "labels.json").is_file()  # written by medseg synth
+    pred = write_predictions(cohort, tmp_path / "pred", perturb=False)
+    out = tmp_path / "eval"
+    assert {r.status for r in evaluate_folder(pred, cohort.labels_dir, out)} == {"ok"}
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["labels"] == {"1": "organ", "2": "lesion"}
+    assert summary["lesion_labels"] == [2]  # not every foreground class
+    assert "lesions" not in summary["classes"]["1"] and summary["classes"]["2"]["lesions"]
+    rows = read_csv(out / "lesions.csv")
+    assert rows and {r["class"] for r in rows} == {"lesion"}
+
+
 def test_label_folder_without_names_discovers_labels(cohort: Cohort, tmp_path: Path) -> None:
     pred = tmp_path / "pred"
     pred.mkdir()
+    labels_dir = tmp_path / "bare_labels"  # label maps without labels.json
+    labels_dir.mkdir()
+    for path in cohort.labels_dir.glob("*.nii.gz"):
+        shutil.copy(path, labels_dir / path.name)
     for case_id in cohort.case_ids[:2]:
         ref = read_nifti(cohort.labels_dir / f"{case_id}.nii.gz")
         array = np.asarray(ref.array).copy()
@@ -105,7 +126,7 @@ def test_label_folder_without_names_discovers_labels(cohort: Cohort, tmp_path: P
             array[array == 2] = 3  # a class seen in one case only
         write_nifti(ref.with_array(array), pred / f"{case_id}.nii.gz")
     out = tmp_path / "eval"
-    results = list(evaluate_folder(pred, cohort.labels_dir, out))
+    results = list(evaluate_folder(pred, labels_dir, out))
     assert [r.status for r in results] == ["ok", "ok", "skipped", "skipped"]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["labels"] == {"1": "1", "2": "2", "3": "3"}

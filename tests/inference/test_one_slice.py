@@ -17,7 +17,7 @@ from medseg.evaluation.metrics import compute_class_metrics
 from medseg.inference.batch import BatchOptions, predict_cases
 from medseg.inference.cases import cases_from_inputs
 from medseg.inference.postprocess import fill_holes, keep_largest_component, remove_small_components
-from medseg.inference.preview import preview_axis, write_preview
+from medseg.inference.preview import _panel_size, preview_axis, write_preview
 from medseg.inference.windows import (
     WindowSettings,
     crop_margin,
@@ -112,8 +112,10 @@ def test_preview_shows_the_whole_slice(tmp_path: Path, axis: int) -> None:
     flat = np.expand_dims(ring, axis)
     assert preview_axis(flat.shape) == axis
     write_preview(flat * 100.0, flat, tmp_path / "p.png")
-    with Image.open(tmp_path / "p.png") as img:
-        assert sorted(img.size) == sorted(ring.shape)  # the whole 24 x 30 slice, not a line
+    panel = _panel_size(ring.shape, (1.0, 1.0))  # the whole 24 x 30 slice, enlarged
+    assert sorted(panel) == [320, 400]
+    with Image.open(tmp_path / "p.png") as img:  # one panel, its header and legend below it
+        assert img.width == panel[0] and panel[1] < img.height < panel[1] + 80
 
 
 @pytest.mark.parametrize("kind", ["png_grey", "png_rgb", "tiff", "nifti_one_slice"])

@@ -102,7 +102,7 @@ def test_dcmqi_liver_seg_on_its_ge_ct_series(tmp_path: Path) -> None:
         app, ["--no-progress", "evaluate", str(pred), "--ref", str(ref), "-o", str(tmp_path / "e")]
     )
     assert result.exit_code == 0, result.output
-    assert "1 of 1 cases evaluated" in result.output
+    assert "1 of 1 case evaluated" in result.output
     rows = (tmp_path / "e" / "case_metrics.csv").read_text().splitlines()
     header, row = rows[0].split(","), rows[1].split(",")
     assert float(row[header.index("dice")]) == 1.0

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from medseg.artifacts import CaseMetricsRow, csv_cell
+from medseg.artifacts import CaseMetricsRow, csv_cell, nsd_column
 from medseg.cli import app
 from tests.reports.conftest import write_predictions
 
@@ -27,7 +27,7 @@ def test_report_command_writes_reports_and_summary(
          "nsd": 1.0, "empty_pred": False, "empty_ref": False}
     )  # fmt: skip
     cells = row.cells()
-    header = ",".join(CaseMetricsRow.columns())
+    header = ",".join(nsd_column(2.0) if c == "nsd" else c for c in CaseMetricsRow.columns())
     values = ",".join(csv_cell(cells[c]) for c in CaseMetricsRow.columns())
     (tmp_path / "eval" / "case_metrics.csv").write_text(f"{header}\n{values}\n")
     out = tmp_path / "reports"
@@ -35,9 +35,10 @@ def test_report_command_writes_reports_and_summary(
             "--eval", str(tmp_path / "eval"), "--include-phi"]  # fmt: skip
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert "SYNCT0000" in result.output and "1 patients, 1 cases, 0 failed" in result.output
+    assert "SYNCT0000" in result.output and "1 patient, 1 case, 0 failed" in result.output
     html = (out / "SYNCT0000" / "report.html").read_text()
-    assert "SYNTHETIC^PATIENT0000" in html and "lesion.dice" in html and "0.8" in html
+    assert "SYNTHETIC^PATIENT0000" in html and "Agreement with the reference" in html
+    assert '<td class="num">0.800</td>' in html  # the Dice of the lesion class
     assert (out / "cohort.csv").is_file()
 
 

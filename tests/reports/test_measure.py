@@ -135,3 +135,30 @@ def test_max_pairwise_distance_matches_brute_force() -> None:
         assert np.linalg.norm(points[axis.first] - points[axis.second]) == pytest.approx(
             axis.length_mm
         )
+
+
+def test_specks_below_the_postprocessing_floor_are_not_lesions() -> None:
+    volume = _volume_with([Ellipsoid((0.0, 0.0, 0.0), (4.0, 4.0, 4.0))])
+    array = volume.array.copy()
+    array[2, 2, 2] = array[60, 50, 3] = 2  # two one-voxel specks
+    array[10, 50, 20:22] = 2  # a two-voxel speck
+    specks = Volume(array, volume.affine)
+    voxel = specks.voxel_volume_mm3
+    assert len(measure_lesions(specks, lesion_labels=[2])) == 4
+    kept = measure_lesions(specks, lesion_labels=[2], min_volume_mm3=2 * voxel)
+    assert [les.n_voxels for les in kept][1:] == [2] and len(kept) == 2
+    assert len(measure_lesions(specks, lesion_labels=[2], min_volume_mm3=3 * voxel)) == 1
+
+
+def test_the_floor_comes_from_the_run_report(tmp_path: Path) -> None:
+    import json
+
+    from medseg.reports.inputs import load_prediction_set
+    from tests.reports.conftest import RUN_REPORT_BASE
+
+    (tmp_path / "A.nii.gz").write_bytes(b"")
+    report = {**RUN_REPORT_BASE, "settings": {"postprocess": {"min_volume_mm3": 0.0002}}}
+    (tmp_path / "run_report.json").write_text(json.dumps(report))
+    assert load_prediction_set(tmp_path).min_lesion_mm3 == 0.0002
+    (tmp_path / "run_report.json").write_text(json.dumps({**RUN_REPORT_BASE, "settings": {}}))
+    assert load_prediction_set(tmp_path).min_lesion_mm3 == 0.0

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from medseg.artifacts import CaseMetricsRow, LesionRow
+from medseg.artifacts import CaseMetricsRow
 from medseg.manifest.schema import Case, Manifest, save_manifest
 from medseg.reports import PatientReport, load_prediction_set, write_reports
+from medseg.reports.inputs import normalize_date
 from medseg.synth.truth import Truth
 from tests.reports.conftest import check_html, class_row, write_eval_csv, write_predictions
 
@@ -71,14 +72,15 @@ def test_report_json_validates_and_matches_truth(oct_run: tuple) -> None:
         report = PatientReport.model_validate_json(
             (out / patient.patient_id / "report.json").read_text()
         )
-        assert report.schema_version == 1 and report.patient_id == patient.patient_id
+        assert report.schema_version == 2 and report.patient_id == patient.patient_id
         assert report.provenance.checkpoints[0].sha256 == "ab" * 32
         assert report.provenance.model["name"] == "dynunet"
         assert report.labels["1"] == "IRF" and report.personal_data is None
         expected = {c.case_id: c for c in patient.cases}
         for study in report.studies:
             case = expected[study.case_id]
-            assert study.laterality == case.laterality and study.study_date == case.study_date
+            assert study.laterality == case.laterality
+            assert study.study_date == normalize_date(case.study_date)  # ISO YYYY-MM-DD
             assert len(study.lesions) == len(case.lesions)
             truth_nl = sum(les.volume_mm3 for les in case.lesions) * 1000
             assert sum(t.volume_nl or 0 for t in study.totals) == pytest.approx(truth_nl)
@@ -118,6 +120,8 @@ def test_cohort_and_lesion_tables(oct_run: tuple) -> None:
             lesions = list(csv.DictReader(handle))
         assert len(lesions) == sum(len(c.lesions) for c in patient.cases)
         assert all(r["etdrs_subfield"] and float(r["volume_nl"]) > 0 for r in lesions)
+        assert {r["intensity_unit"] for r in lesions} <= {"a.u."}  # OCT: the image's own units
+        assert all(re.fullmatch(r"\d{4}-\d\d-\d\d", r["study_date"]) for r in lesions)  # ISO
 
 
 def test_no_personal_data_without_include_phi(oct_run: tuple) -> None:
@@ -206,13 +210,11 @@ def test_instances_and_evaluation_metrics(synth_dir: Callable[..., Path], tmp_pa
     evaluation.mkdir()
     write_eval_csv(
         evaluation / "case_metrics.csv",
-        [class_row(case.case_id, 2, "lesion", dice=0.91, hd95_mm=2.5)],
+        [class_row(case.case_id, 1, "organ", hd95_mm=float("nan")),
+         class_row(case.case_id, 2, "lesion", dice=0.91, hd95_mm=2.5, lesion_tp=1, lesion_fp=0,
+                   lesion_fn=1, lesion_f1=2 / 3)],
         CaseMetricsRow,
-    )
-    lesion = {"case_id": case.case_id, "label": 2, "class": "lesion"}
-    write_eval_csv(evaluation / "lesions.csv",
-                   [{**lesion, "status": "TP", "ref_lesion_id": 1, "pred_lesion_id": 1},
-                    {**lesion, "status": "FN", "ref_lesion_id": 2}], LesionRow)  # fmt: skip
+    )  # fmt: skip
     list(
         write_reports(load_prediction_set(tmp_path / "pred"), tmp_path / "out", eval_dir=evaluation)
     )
@@ -221,11 +223,21 @@ def test_instances_and_evaluation_metrics(synth_dir: Callable[..., Path], tmp_pa
     study = report.studies[0]
     assert {les.instance_id for les in study.lesions} == {1, 2}  # label map values as instances
     assert sorted(les.score for les in study.lesions) == [0.5, 0.75]
-    assert study.metrics["lesion.dice"] == 0.91 and study.metrics["lesion.hd95_mm"] == 2.5
-    assert study.metrics["lesions.TP"] == 1.0 and study.metrics["lesions.FN"] == 1.0
-    assert "lesions.FP" not in study.metrics and "lesion.lesion_f1" not in study.metrics  # empty
-    assert len(study.metrics) == 11 + 2  # every class metric of the row, two lesion counts
-    assert "eval.lesion.dice" in (tmp_path / "out" / "cohort.csv").read_text()
+    organ, lesion = study.evaluation
+    assert (organ.label_name, organ.dice, organ.hd95_mm, organ.lesion_tp) == (
+        "organ",
+        1.0,
+        None,
+        None,
+    )
+    assert (lesion.dice, lesion.hd95_mm) == (0.91, 2.5)  # NaN HD95 above became None
+    assert (lesion.lesion_tp, lesion.lesion_fp, lesion.lesion_fn) == (1, 0, 1)
+    assert "lesion_dice" in (tmp_path / "out" / "cohort.csv").read_text()
+    html = (tmp_path / "out" / pid / "report.html").read_text()
+    start = html.index("Agreement with the reference")
+    section = html[start : html.index("</dl>", start)]
+    assert "0.910" in section and "not a lesion class" in section
+    assert not re.search(r"\bnan\b", section, re.I)  # undefined HD95 shows as –
 
 
 def test_laterality_and_modality_from_the_dicom_header(
@@ -257,8 +269,9 @@ def test_normalize_laterality(value: str, expected: str | None) -> None:
 def test_normalize_date() -> None:
     from medseg.reports.inputs import normalize_date
 
-    assert normalize_date("2024-01-15T10:00") == "20240115"
-    assert normalize_date("20240115") == "20240115"
+    assert normalize_date("2024-01-15T10:00") == "2024-01-15"
+    assert normalize_date("20240115") == "2024-01-15"
+    assert normalize_date("Jan 2024") == "Jan 2024"
     assert normalize_date(None) is None
 
 

@@ -46,7 +46,7 @@ def test_report_of_a_vendor_line_scan(tmp_path: Path) -> None:
     report = json.loads((tmp_path / "report" / "P1" / "report.json").read_text())
     study = report["studies"][0]
     # eye, date and scanner come from the vendor file (the run report did not give them)
-    assert (study["laterality"], study["study_date"]) == ("OD", "20170111")
+    assert (study["laterality"], study["study_date"]) == ("OD", "2017-01-11")
     assert study["scanner"] == "Heidelberg Engineering Spectralis"
     assert any("single B-scan" in w for w in study["warnings"])
     fovea = study["oct"]["fovea"]
