@@ -1,4 +1,5 @@
-"""Test helpers: messy DICOM series out of clean synthetic ones; artifact schema checks."""
+"""Test helpers: messy DICOM series out of clean synthetic ones; artifact schema checks; planning
+fingerprints."""
 
 from __future__ import annotations
 
@@ -18,7 +19,36 @@ from medseg.artifacts import (
     read_instances_file,
     read_run_report,
 )
+from medseg.manifest.fingerprint import Fingerprint, IntensityStats
 from medseg.synth.dicom_common import make_uid
+
+STATS = IntensityStats(
+    mean=40.0, std=20.0, median=40.0, p00_5=-50.0, p99_5=150.0, min=-1e3, max=1e3
+)
+
+
+def uniform_fingerprint(
+    shape: tuple[int, int, int],
+    spacing: tuple[float, float, float],
+    *,
+    modality: str = "CT",
+    n_cases: int = 3,
+) -> Fingerprint:
+    """Fingerprint of ``n_cases`` scans of the same shape (voxels) and spacing (mm), for planning."""
+    return Fingerprint(
+        manifest="m",
+        n_cases=n_cases,
+        modality=modality,
+        channels=["image"],
+        median_spacing=spacing,
+        median_shape=shape,
+        spacings=[spacing] * n_cases,
+        shapes=[shape] * n_cases,
+        foreground_intensity={"image": STATS},
+        image_intensity={"image": STATS},
+        class_fraction={"0": 0.9, "1": 0.1},
+        cases=[],
+    )
 
 
 def ct_series(synth_root: Path, patient: int = 0) -> Path:

@@ -9,6 +9,8 @@
 * patch size: the median image at the target spacing, made divisible by the pooling, shrunk along
   its relatively largest axis until the memory estimate fits the budget; batch size: what else
   fits (3D at least 2, at most 8; 2D at most 64 and 5 % of the dataset's voxels per batch).
+* ``fcn`` / ``deeplabv3plus`` use the same topology with their own number of stages, no deep
+  supervision, and checked options (:mod:`medseg.config.plan_archs`).
 * normalisation: ``ct`` for CT (dataset foreground percentiles, mean, sd), ``oct`` for OPT,
   ``zscore`` otherwise.
 """
@@ -24,6 +26,14 @@ import numpy as np
 import numpy.typing as npt
 
 from medseg.coding import LabelCoding, resolve_codings
+from medseg.config.plan_archs import (
+    describe_architecture,
+    divisible_patch,
+    finish_topology,
+    is_segmentation_net,
+    max_pools,
+    plan_architecture,
+)
 from medseg.config.plan_maskrcnn import plan_maskrcnn, size_divisible
 from medseg.config.schema import AUTO, PlanInfo, ResolvedWorkflow, WorkflowConfig
 from medseg.errors import ConfigError
@@ -109,10 +119,11 @@ def _fit_patch(
     max_filters: int,
     budget_gb: float,
     min_batch: int,
+    max_pools: int,
 ) -> tuple[list[int], list[list[int]], list[list[int]]]:
     patch = np.maximum(median.astype(np.int64), 2 * MIN_FEATURE_MAP)
     while True:
-        kernels, strides = topology(spacing, patch, MAX_POOLS[dims])
+        kernels, strides = topology(spacing, patch, max_pools)
         div = np.asarray(divisor(strides))
         rounded = np.maximum((np.ceil(patch / div) * div).astype(np.int64), div)
         filters = filters_for(len(strides), base, max_filters)
@@ -183,15 +194,18 @@ def _plan_unet(
     base = 32 if model["base_filters"] == AUTO else int(model["base_filters"])
     max_filters = MAX_FILTERS[dims] if model["max_filters"] == AUTO else int(model["max_filters"])
     budget = _budget_gb(train)
+    pools = max_pools(model["name"], model["options"], MAX_POOLS[dims])
     if train["patch_size"] == AUTO:
         patch, kernels, strides = _fit_patch(
-            median_plane, plane_spacing, dims, base, max_filters, budget, 2
+            median_plane, plane_spacing, dims, base, max_filters, budget, 2, pools
         )
     else:
         patch = [int(v) for v in train["patch_size"]]
-        kernels, strides = topology(plane_spacing, patch, MAX_POOLS[dims])
+        kernels, strides = topology(plane_spacing, patch, pools)
+    kernels, strides = finish_topology(model["name"], model["options"], kernels, strides)
     if model["kernels"] != AUTO and model["strides"] != AUTO:
         kernels, strides = model["kernels"], model["strides"]
+    patch = divisible_patch(patch, divisor(strides), explicit=train["patch_size"] != AUTO)
     filters = filters_for(len(strides), base, max_filters)
     dataset_voxels = float(sum(np.prod(s) for s in fingerprint.shapes))
     train["patch_size"] = patch
@@ -200,6 +214,8 @@ def _plan_unet(
     model.update(kernels=kernels, strides=strides, base_filters=base, max_filters=max_filters)
     if model["deep_supervision_levels"] == AUTO:
         model["deep_supervision_levels"] = max(1, min(3, len(strides) - 2))
+    if is_segmentation_net(model["name"]):
+        plan_architecture(model, dims)
     return patch
 
 
@@ -363,7 +379,7 @@ def _network_rows(resolved: ResolvedWorkflow) -> list[tuple[str, str]]:
             ),
             ("size divisible", str(size_divisible(model.options))),
         ]
-    return [
+    rows = [
         (
             "network",
             f"{model.name}, {len(model.strides)} levels, base {model.base_filters} filters",
@@ -371,6 +387,18 @@ def _network_rows(resolved: ResolvedWorkflow) -> list[tuple[str, str]]:
         ("kernels", str(model.kernels)),
         ("strides", str(model.strides)),
     ]
+    if is_segmentation_net(model.name):
+        rows.insert(1, ("architecture", describe_architecture(model.name, model.options)))
+    return [*rows, ("deep supervision", _deep_supervision(resolved))]
+
+
+def _deep_supervision(resolved: ResolvedWorkflow) -> str:
+    model = resolved.model
+    if model.name == "dynunet" and model.deep_supervision:
+        return f"on, {model.deep_supervision_levels} extra decoder outputs"
+    if model.name == "dynunet":
+        return "off"
+    return f"off ({model.name} has no deep-supervision heads)"
 
 
 def plan_divisible(resolved: ResolvedWorkflow) -> bool:

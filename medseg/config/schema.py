@@ -87,9 +87,15 @@ class ResolvedPreprocess(PreprocessConfig):
 
 
 class ModelConfig(_Section):
-    """Network choice (registry name) and its architecture; ``auto`` values come from the plan."""
+    """Network choice (registry name) and its architecture; ``auto`` values come from the plan.
 
-    name: Literal["dynunet", "segresnet", "maskrcnn"] = "dynunet"
+    ``kernels`` / ``strides`` (per level, per axis) shape DynUNet, FCN and DeepLabv3+ (whose
+    downsampling stages they are); ``deep_supervision`` only applies to DynUNet. ``options`` go to
+    the builder: SegResNet's constructor, Mask R-CNN's config, or the FCN / DeepLabv3+ options of
+    :mod:`medseg.config.plan_archs` (checked and completed by the plan).
+    """
+
+    name: Literal["dynunet", "segresnet", "fcn", "deeplabv3plus", "maskrcnn"] = "dynunet"
     base_filters: int | Auto = AUTO
     max_filters: int | Auto = AUTO
     kernels: list[list[int]] | Auto = AUTO

@@ -12,9 +12,27 @@ from medseg.errors import ConfigError
 from medseg.models.unet import build_dynunet, build_segresnet
 
 Builder = Callable[[ResolvedWorkflow], nn.Module]
+
+
+def build_fcn(resolved: ResolvedWorkflow) -> nn.Module:
+    """FCN (``medseg.models.fcn``, imported on first use like the MONAI networks)."""
+    from medseg.models.fcn import build_fcn as build
+
+    return build(resolved)
+
+
+def build_deeplabv3plus(resolved: ResolvedWorkflow) -> nn.Module:
+    """DeepLabv3+ (``medseg.models.deeplab``, imported on first use)."""
+    from medseg.models.deeplab import build_deeplabv3plus as build
+
+    return build(resolved)
+
+
 MODEL_BUILDERS: dict[str, Builder] = {
     "dynunet": build_dynunet,
     "segresnet": build_segresnet,
+    "fcn": build_fcn,
+    "deeplabv3plus": build_deeplabv3plus,
 }
 
 

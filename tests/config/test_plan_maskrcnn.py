@@ -8,29 +8,8 @@ from medseg.config.plan import describe_plan, plan_divisible, plan_workflow
 from medseg.config.plan_maskrcnn import size_divisible
 from medseg.config.schema import WorkflowConfig, find_auto
 from medseg.errors import ConfigError
-from medseg.manifest.fingerprint import Fingerprint, IntensityStats
 from medseg.manifest.schema import Manifest
-
-STATS = IntensityStats(
-    mean=40.0, std=20.0, median=40.0, p00_5=-50.0, p99_5=150.0, min=-1e3, max=1e3
-)
-
-
-def _fingerprint(shape: tuple[int, int, int], spacing: tuple[float, float, float]) -> Fingerprint:
-    return Fingerprint(
-        manifest="m",
-        n_cases=3,
-        modality="CT",
-        channels=["image"],
-        median_spacing=spacing,
-        median_shape=shape,
-        spacings=[spacing] * 3,
-        shapes=[shape] * 3,
-        foreground_intensity={"image": STATS},
-        image_intensity={"image": STATS},
-        class_fraction={"0": 0.9, "1": 0.1},
-        cases=[],
-    )
+from tests.helpers import uniform_fingerprint
 
 
 def _manifest(lesions: list[int]) -> Manifest:
@@ -56,7 +35,7 @@ def test_auto_patch_is_divisible_and_nothing_is_left_auto(
     dims: str, shape: tuple[int, int, int], patch: list[int]
 ) -> None:
     spacing = (1.6, 1.6, 3.0) if dims == "3d" else (0.011, 0.0039, 0.12)
-    resolved = plan_workflow(_workflow(dims), _fingerprint(shape, spacing), _manifest([2]))
+    resolved = plan_workflow(_workflow(dims), uniform_fingerprint(shape, spacing), _manifest([2]))
     assert resolved.patch_size == patch and plan_divisible(resolved)
     assert find_auto(resolved.model_dump(exclude={"plan"})) == []
     assert resolved.model.kernels == [] and resolved.model.strides == []
@@ -65,7 +44,7 @@ def test_auto_patch_is_divisible_and_nothing_is_left_auto(
 
 
 def test_explicit_patch_must_be_divisible() -> None:
-    fingerprint = _fingerprint((96, 96, 48), (1.6, 1.6, 3.0))
+    fingerprint = uniform_fingerprint((96, 96, 48), (1.6, 1.6, 3.0))
     resolved = plan_workflow(_workflow(patch_size=[64, 64, 32]), fingerprint, _manifest([2]))
     assert resolved.patch_size == [64, 64, 32]
     with pytest.raises(ConfigError, match=r"multiples of 32.*\[96, 96, 48\]") as err:
@@ -75,7 +54,9 @@ def test_explicit_patch_must_be_divisible() -> None:
 
 def test_maskrcnn_needs_lesion_labels() -> None:
     with pytest.raises(ConfigError, match="declares none"):
-        plan_workflow(_workflow(), _fingerprint((64, 64, 32), (1.0, 1.0, 1.0)), _manifest([]))
+        plan_workflow(
+            _workflow(), uniform_fingerprint((64, 64, 32), (1.0, 1.0, 1.0)), _manifest([])
+        )
 
 
 @pytest.mark.parametrize("layers", [(1, 2, 3), (1, 2), (2, 3, 4)])
