@@ -38,9 +38,13 @@ def _summary(outcomes: Sequence[CaseOutcome], output: Path) -> None:
     _console.out.print(table)
     failed = sum(o.status == "failed" for o in outcomes)
     patients = len({o.patient_id for o in outcomes})
-    srs = sum(o.dicom_sr is not None for o in outcomes)
+    srs = len({(o.patient_id, o.dicom_sr) for o in outcomes if o.dicom_sr is not None})
     no_sr = sum(o.sr_error is not None for o in outcomes)
-    sr_text = f", {srs} DICOM SR written, {no_sr} without" if srs or no_sr else ""
+    sr_text = (
+        f", {plural(srs, 'DICOM SR')} written, {plural(no_sr, 'case')} without"
+        if srs or no_sr
+        else ""
+    )
     _console.out.print(
         f"{plural(patients, 'patient')}, {plural(len(outcomes), 'case')}, {failed} failed"
         f"{sr_text}; "
@@ -76,8 +80,8 @@ def report_command(
         bool,
         typer.Option(
             "--dicom-sr",
-            help="Also write <patient>/<case_id>.sr.dcm (DICOM SR TID 1500 measurements) next "
-            "to a copy of the case's DICOM SEG (predict --dicom-seg).",
+            help="Also write <patient>/<study key>.sr.dcm (DICOM SR TID 1500 measurements), one "
+            "per source study, next to copies of its cases' DICOM SEGs (predict --dicom-seg).",
         ),
     ] = False,
 ) -> None:

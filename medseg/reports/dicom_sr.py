@@ -1,20 +1,25 @@
-"""DICOM SR measurement reports (TID 1500, highdicom) of a study's report numbers.
+"""DICOM SR measurement reports (TID 1500, highdicom) of a source study's report numbers.
 
-One Comprehensive 3D SR per predicted study (case), built from the study's ``report.json``
-entries and the study's DICOM SEG (``predict --dicom-seg``), which it references:
+One Comprehensive 3D SR per source study (StudyInstanceUID) of a patient, in that study, built
+from the ``report.json`` entries of the study's measured cases (an OCT visit: one case per eye)
+and their DICOM SEGs (``predict --dicom-seg``), all referenced as evidence. Every group's
+tracking identifier starts with its case id (``report.json``'s ``case_id``):
 
-* one *volumetric ROI* group (TID 1411) per lesion: tracking identifier (``<class> lesion <id>``,
-  the report's ``lesion_id``) and a tracking UID, finding category and type from the label's
-  coding (:mod:`medseg.coding`), the SEG segment of the lesion's class, volume (mm³), RECIST
+* one *volumetric ROI* group (TID 1411) per lesion: tracking identifier
+  (``<case_id> <class> lesion <id>``, the report's ``lesion_id``) and a tracking UID, finding
+  category and type from the label's coding (:mod:`medseg.coding`), the segment of the lesion's
+  class in its own case's SEG, volume (mm³), RECIST
   long axis and the short axis perpendicular to it (mm), the longest 3D diameter (Diameter,
   derivation Maximum, mm) and the mean intensity inside (CT: Attenuation Coefficient in HU;
   other images: medseg's ``Image intensity`` in arbitrary units); for OCT the finding site is the
   retina of the eye with the lesion's ETDRS subfield as topographical modifier;
-* one *measurement* group (TID 1501) per label (``<class> total``): the label's volume (every
-  voxel, as in ``statistics.json``), its mean intensity, and for lesion classes the number of
-  lesions;
-* OCT: one group per ETDRS subfield and fluid class (``<class> in <subfield>``) with the fluid
-  volume in nL.
+* one *measurement* group (TID 1501) per case and label (``<case_id> <class> total``): the
+  label's volume (every voxel, as in ``statistics.json``), its mean intensity, and for lesion
+  classes the number of lesions; for OCT the finding site is the case's eye;
+* OCT: one group per eye, ETDRS subfield and fluid class (``<case_id> <class> in <subfield>``)
+  with the fluid volume in nL.
+
+The file is ``<study key>.sr.dcm`` (:func:`sr_file_name`).
 
 Numbers are written as Decimal String and, for non-integers, also as the exact double
 (FloatingPointValue), so readers get the ``report.json`` values back bit for bit. ETDRS
@@ -24,19 +29,30 @@ the SR's Coding Scheme Identification Sequence.
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from medseg._optional import require
 from medseg._version import __version__
 from medseg.coding import RETINA, Code, LabelCoding
 from medseg.errors import DataError
 from medseg.io.atomic import atomic_path
+from medseg.reports.inputs import normalize_date
 from medseg.reports.schema import LesionRecord, StudyReport
 
-__all__ = ["LOCAL_SCHEME", "SrSettings", "study_sr", "write_study_sr"]
+__all__ = [
+    "LOCAL_SCHEME",
+    "SrCase",
+    "SrSettings",
+    "read_seg_header",
+    "sr_file_name",
+    "study_sr",
+    "write_study_sr",
+]
 
 LOCAL_SCHEME = "99MEDSEG"
 """Private coding scheme designator (PS3.16 8.2: ``99`` prefix) of medseg's local codes."""
@@ -66,6 +82,13 @@ class SrSettings:
     codings: Mapping[int, LabelCoding]
     lesion_labels: Sequence[int]
     algorithm_version: str = __version__
+
+
+class SrCase(NamedTuple):
+    """One measured case of a study: its report entry and its DICOM SEG (header) dataset."""
+
+    study: StudyReport
+    seg: Any
 
 
 def _concept(code: Any) -> Any:
@@ -154,7 +177,7 @@ def _lesion_group(
     return hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
         tracking_identifier=hd.sr.TrackingIdentifier(
             uid=_uid(seg.SOPInstanceUID, lesion.lesion_id),
-            identifier=f"{lesion.label_name} lesion {lesion.lesion_id}",
+            identifier=f"{study.case_id} {lesion.label_name} lesion {lesion.lesion_id}",
         ),
         referenced_segment=hd.sr.ReferencedSegment(
             sop_class_uid=seg.SOPClassUID, sop_instance_uid=seg.SOPInstanceUID,
@@ -190,7 +213,7 @@ def _class_groups(study: StudyReport, seg: Any, settings: SrSettings) -> list[An
             hd.sr.MeasurementsAndQualitativeEvaluations(
                 tracking_identifier=hd.sr.TrackingIdentifier(
                     uid=_uid(seg.SOPInstanceUID, "total", stats.label),
-                    identifier=f"{stats.label_name} total",
+                    identifier=f"{study.case_id} {stats.label_name} total",
                 ),
                 finding_type=_concept(coding.type),
                 finding_category=_concept(coding.category),
@@ -219,7 +242,7 @@ def _subfield_groups(study: StudyReport, seg: Any, settings: SrSettings) -> list
                 hd.sr.MeasurementsAndQualitativeEvaluations(
                     tracking_identifier=hd.sr.TrackingIdentifier(
                         uid=_uid(seg.SOPInstanceUID, sub.name, name),
-                        identifier=f"{name} in {sub.name}",
+                        identifier=f"{study.case_id} {name} in {sub.name}",
                     ),
                     finding_type=_concept(coding.type),
                     finding_category=_concept(coding.category),
@@ -231,10 +254,10 @@ def _subfield_groups(study: StudyReport, seg: Any, settings: SrSettings) -> list
     return groups
 
 
-def _procedure(study: StudyReport) -> Any:
+def _procedure(studies: Sequence[StudyReport]) -> Any:
     from pydicom.sr.codedict import codes
 
-    if (study.modality or "").upper() == "CT":
+    if any((study.modality or "").upper() == "CT" for study in studies):
         return codes.SCT.ComputedTomography
     return codes.SCT.ImagingProcedure
 
@@ -264,13 +287,13 @@ def _coding_schemes() -> list[Any]:
     return [item]
 
 
-def study_sr(study: StudyReport, seg: Any, settings: SrSettings) -> Any:
-    """The Comprehensive 3D SR (TID 1500) of one measured study and its DICOM SEG dataset.
+def _case_groups(case: SrCase, settings: SrSettings) -> list[Any]:
+    """The lesion, per-label and (OCT) subfield groups of one case, referencing its SEG.
 
     Raises:
-        DataError: the SEG has no segment for a lesion class of the study.
+        DataError: the SEG has no segment for a lesion class of the case.
     """
-    hd = require("highdicom", purpose="writing DICOM SR")
+    study, seg = case
     names = {t.label: t.label_name for t in study.totals}
     names |= {s.label: s.label_name for s in study.statistics}
     segments = _segment_numbers(seg, names)
@@ -281,35 +304,85 @@ def study_sr(study: StudyReport, seg: Any, settings: SrSettings) -> Any:
         _lesion_group(study, lesion, seg, segments[lesion.label], settings)
         for lesion in study.lesions
     ]
-    groups += _class_groups(study, seg, settings) + _subfield_groups(study, seg, settings)
+    return groups + _class_groups(study, seg, settings) + _subfield_groups(study, seg, settings)
+
+
+def study_sr(cases: Sequence[SrCase], settings: SrSettings) -> Any:
+    """The Comprehensive 3D SR (TID 1500) of one source study's measured cases, in that study.
+
+    Args:
+        cases: the study's cases (at least one), each with its SEG; every SEG is evidence.
+
+    Raises:
+        DataError: the SEGs belong to different studies, or one has no segment for a lesion
+            class of its case.
+    """
+    hd = require("highdicom", purpose="writing DICOM SR")
+    uids = {str(case.seg.StudyInstanceUID) for case in cases}
+    if len(uids) != 1:
+        raise DataError(f"one SR needs the SEGs of one study, got {len(uids)} studies",
+                        case_id=", ".join(case.study.case_id for case in cases))  # fmt: skip
+    groups = [group for case in cases for group in _case_groups(case, settings)]
     report = hd.sr.MeasurementReport(
         observation_context=_observation_context(),
-        procedure_reported=_procedure(study),
+        procedure_reported=_procedure([case.study for case in cases]),
         imaging_measurements=groups,
     )
+    segs = sorted(str(case.seg.SOPInstanceUID) for case in cases)
     sr = hd.sr.Comprehensive3DSR(
-        evidence=[seg], content=report, series_instance_uid=_uid(seg.SOPInstanceUID, "sr series"),
-        series_number=SR_SERIES_NUMBER, sop_instance_uid=_uid(seg.SOPInstanceUID, "sr"),
-        instance_number=1, manufacturer="medseg", is_complete=True,
-        series_description="medseg measurements",
+        evidence=[case.seg for case in cases], content=report,
+        series_instance_uid=_uid(*segs, "sr series"), series_number=SR_SERIES_NUMBER,
+        sop_instance_uid=_uid(*segs, "sr"), instance_number=1, manufacturer="medseg",
+        is_complete=True, series_description="medseg measurements",
     )  # fmt: skip
     sr.CodingSchemeIdentificationSequence = _coding_schemes()
     return sr
 
 
-def write_study_sr(study: StudyReport, seg_path: Path, out: Path, settings: SrSettings) -> Path:
-    """Write ``out`` (``<case_id>.sr.dcm``) for ``study`` and its SEG file, atomically.
+def read_seg_header(path: Path) -> Any:
+    """The DICOM SEG at ``path`` without its pixel data (all an SR needs of it).
 
     Raises:
-        DataError: the SEG cannot be read or lacks the study's classes.
+        DataError: not a readable DICOM file, or no StudyInstanceUID.
     """
     import pydicom
 
     try:
-        seg = pydicom.dcmread(seg_path)
+        seg = pydicom.dcmread(path, stop_before_pixels=True)
     except Exception as err:  # pydicom raises many types for broken files
-        raise DataError(f"cannot read the DICOM SEG: {err}", path=seg_path) from err
-    sr = study_sr(study, seg, settings)
+        raise DataError(f"cannot read the DICOM SEG: {err}", path=path) from err
+    if not str(seg.get("StudyInstanceUID", "")):
+        raise DataError("the DICOM SEG has no StudyInstanceUID", path=path)
+    return seg
+
+
+def sr_file_name(seg: Any) -> str:
+    """``<study key>.sr.dcm`` of a SEG's source study: the same study always gets the same name.
+
+    The key is the StudyDate (``YYYY-MM-DD``, ``undated`` when missing or malformed) and the
+    first 8 hex digits of the sha256 of the StudyInstanceUID: readable, filesystem-safe, unique
+    among a patient's studies (two visits on one day differ by the hash), and free of any
+    identifier (a one-way hash of a UID; the patient id is already the folder's name).
+
+    Example:
+        >>> from pydicom import Dataset
+        >>> seg = Dataset(); seg.StudyDate = "20240115"; seg.StudyInstanceUID = "1.2.3"
+        >>> sr_file_name(seg)
+        '2024-01-15_c47f5b18.sr.dcm'
+    """
+    date = normalize_date(seg.get("StudyDate")) or ""
+    date = date if re.fullmatch(r"\d{4}-\d{2}-\d{2}", date) else "undated"
+    digest = hashlib.sha256(str(seg.StudyInstanceUID).encode()).hexdigest()[:8]
+    return f"{date}_{digest}.sr.dcm"
+
+
+def write_study_sr(cases: Sequence[SrCase], out: Path, settings: SrSettings) -> Path:
+    """Write ``out`` (``<folder>/`` :func:`sr_file_name`) for one study's cases, atomically.
+
+    Raises:
+        DataError: see :func:`study_sr`.
+    """
+    sr = study_sr(cases, settings)
     with atomic_path(out) as tmp:
         sr.save_as(tmp)
     return out

@@ -18,7 +18,7 @@ from typing import Any
 
 from medseg._version import __version__
 from medseg.artifacts import ReportStatus
-from medseg.errors import GeometryError, MedsegError
+from medseg.errors import DataError, GeometryError, MedsegError
 from medseg.io.atomic import ensure_output_dir, write_bytes_atomic
 from medseg.io.dicom_seg import checkpoint_version
 from medseg.io.grid import onto_grid
@@ -28,7 +28,13 @@ from medseg.io.volume import Volume
 from medseg.reports.build import build_patient_report, is_oct, measure_study
 from medseg.reports.charts import bscan_area_figure, etdrs_figure
 from medseg.reports.cohort import write_cohort_index
-from medseg.reports.dicom_sr import SrSettings, write_study_sr
+from medseg.reports.dicom_sr import (
+    SrCase,
+    SrSettings,
+    read_seg_header,
+    sr_file_name,
+    write_study_sr,
+)
 from medseg.reports.eval_results import load_evaluation
 from medseg.reports.figures import FigureImage
 from medseg.reports.inputs import (
@@ -66,8 +72,8 @@ MAX_LESION_FIGURES = 3
 @dataclass(frozen=True)
 class CaseOutcome:
     """What happened to one case: ``done``, ``failed`` (error) or ``not_predicted`` (prediction
-    failed, so nothing to measure); ``dicom_sr``: the SR file written (``--dicom-sr``), or
-    ``sr_error`` saying why none was."""
+    failed, so nothing to measure); ``dicom_sr``: the SR file of the case's study
+    (``--dicom-sr``; the cases of one study share it), or ``sr_error`` saying why none was."""
 
     case_id: str
     patient_id: str
@@ -231,23 +237,49 @@ def _outcome(result: _StudyWork, patient_id: str, seconds: float) -> CaseOutcome
     )  # fmt: skip
 
 
-def _write_sr(case: CaseSource, result: _StudyWork, folder: Path, settings: SrSettings) -> None:
-    """``<folder>/<case_id>.sr.dcm`` next to a copy of the case's SEG; failures are noted."""
-    if result.study.status != "done":
-        return
-    if case.dicom_seg is None or not case.dicom_seg.is_file():
-        result.sr_error = "no DICOM SR: no DICOM SEG (run predict --dicom-seg on a DICOM source)"
-    else:
-        try:
-            seg = folder / f"{case.case_id}.seg.dcm"
-            write_bytes_atomic(seg, case.dicom_seg.read_bytes())
-            sr = write_study_sr(result.study, seg, folder / f"{case.case_id}.sr.dcm", settings)
-            result.dicom_sr = sr.name
-            return
-        except MedsegError as err:
-            result.sr_error = f"no DICOM SR: {err.describe(with_hint=False)}"
+def _no_sr(result: _StudyWork, why: str) -> None:
+    result.sr_error = f"no DICOM SR: {why}"
     result.study.warnings.append(result.sr_error)
-    logger.warning("case %s: %s", case.case_id, result.sr_error)
+    logger.warning("case %s: %s", result.study.case_id, result.sr_error)
+
+
+def _copy_seg(case: CaseSource, folder: Path) -> Any:
+    """Copy the case's SEG to ``<folder>/<case_id>.seg.dcm``; its header dataset.
+
+    Raises:
+        DataError: no SEG, or an unreadable one.
+    """
+    if case.dicom_seg is None or not case.dicom_seg.is_file():
+        raise DataError("no DICOM SEG (run predict --dicom-seg on a DICOM source)")
+    seg = folder / f"{case.case_id}.seg.dcm"
+    write_bytes_atomic(seg, case.dicom_seg.read_bytes())
+    return read_seg_header(seg)
+
+
+def _write_srs(
+    pairs: list[tuple[CaseSource, _StudyWork]], folder: Path, settings: SrSettings
+) -> None:
+    """One ``<folder>/<study key>.sr.dcm`` per source study of the patient's measured cases,
+    next to copies of their SEGs; a case without one says why."""
+    studies: dict[str, list[tuple[_StudyWork, Any]]] = {}
+    for case, result in pairs:
+        if result.study.status != "done":
+            continue
+        try:
+            seg = _copy_seg(case, folder)
+        except MedsegError as err:
+            _no_sr(result, err.describe(with_hint=False))
+            continue
+        studies.setdefault(sr_file_name(seg), []).append((result, seg))
+    for name, members in studies.items():
+        try:
+            write_study_sr([SrCase(r.study, seg) for r, seg in members], folder / name, settings)
+        except MedsegError as err:
+            for result, _ in members:
+                _no_sr(result, err.describe(with_hint=False))
+            continue
+        for result, _ in members:
+            result.dicom_sr = name
 
 
 @dataclass(frozen=True)
@@ -265,13 +297,22 @@ class _Context:
 def _patient_cases(
     ctx: _Context, patient_id: str, cases: list[CaseSource], folder: str
 ) -> Iterator[tuple[CaseOutcome, _StudyWork]]:
+    """Each case measured; with ``--dicom-sr`` the outcomes come once the study SRs, which
+    need every case of their study, are written."""
+    held: list[tuple[CaseSource, _StudyWork, float]] = []
     for case in cases:
         start = time.perf_counter()
         evaluation = ctx.evaluation.get(case.case_id, [])
         result = _process_case(case, ctx.predictions, evaluation, ctx.include_phi)
-        if ctx.dicom_sr is not None:
-            _write_sr(case, result, ctx.root / folder, ctx.dicom_sr)
-        yield _outcome(result, patient_id, time.perf_counter() - start), result
+        seconds = time.perf_counter() - start
+        if ctx.dicom_sr is None:
+            yield _outcome(result, patient_id, seconds), result
+        else:
+            held.append((case, result, seconds))
+    if ctx.dicom_sr is not None:
+        _write_srs([(case, result) for case, result, _ in held], ctx.root / folder, ctx.dicom_sr)
+        for _, result, seconds in held:
+            yield _outcome(result, patient_id, seconds), result
 
 
 def _finish_patient(
@@ -327,8 +368,9 @@ def write_reports(
         include_phi: copy PatientName / PatientBirthDate from DICOM sources into the reports.
         jobs: worker processes (patients are shared out; 1 = this process).
         notice: a line shown at the top of every report (e.g. that the model is a smoke run).
-        dicom_sr: also write ``<patient_id>/<case_id>.sr.dcm`` (TID 1500 measurement report,
-            :mod:`medseg.reports.dicom_sr`) next to a copy of the case's DICOM SEG.
+        dicom_sr: also write ``<patient_id>/<study key>.sr.dcm``, one TID 1500 measurement
+            report per source study (:mod:`medseg.reports.dicom_sr`), next to copies of its
+            cases' DICOM SEGs (``<case_id>.seg.dcm``).
 
     Yields:
         One :class:`CaseOutcome` per case: in patient order with one job, else as patients

@@ -1,11 +1,14 @@
-"""DICOM SR (TID 1500) of the report numbers: read back with highdicom, every number equal to
-report.json, segments referenced, dciodvfy-valid; a CT patient with 3 lesions and an OCT eye."""
+"""DICOM SR (TID 1500) of the report numbers, one per source study: read back with highdicom,
+every number equal to report.json, each lesion referencing its own SEG's segment, dciodvfy-valid;
+a CT patient with 3 lesions, an OCT patient with both eyes at each of two visits."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,7 +25,7 @@ from medseg.io.dicom_seg import SegContent, write_dicom_seg
 from medseg.io.nifti import write_nifti
 from medseg.io.read import read_volume
 from medseg.reports import PatientReport, load_prediction_set, write_reports
-from medseg.reports.dicom_sr import LOCAL_SCHEME
+from medseg.reports.dicom_sr import LOCAL_SCHEME, sr_file_name
 from medseg.synth.truth import Truth
 from tests.reports.conftest import RUN_REPORT_BASE
 
@@ -88,10 +91,23 @@ def _values(group: object) -> dict[str, float]:
     return {m.name.meaning: m.value for m in group.get_measurements()}  # type: ignore[attr-defined]
 
 
+def _study_file(source: Path) -> str:
+    """The SR name the README documents, from the source DICOM: ``<date>_<sha256[:8]>.sr.dcm``."""
+    ds = pydicom.dcmread(source, stop_before_pixels=True)
+    date = f"{ds.StudyDate[:4]}-{ds.StudyDate[4:6]}-{ds.StudyDate[6:]}"
+    return f"{date}_{hashlib.sha256(ds.StudyInstanceUID.encode()).hexdigest()[:8]}.sr.dcm"
+
+
+def _evidence(sr: pydicom.Dataset) -> set[str]:
+    return {ref.ReferencedSOPInstanceUID for s in sr.CurrentRequestedProcedureEvidenceSequence
+            for series_item in s.ReferencedSeriesSequence
+            for ref in series_item.ReferencedSOPSequence}  # fmt: skip
+
+
 def _check_lesions(study: dict, rois: dict, seg: pydicom.Dataset) -> None:
     numbers = {s.SegmentLabel: int(s.SegmentNumber) for s in seg.SegmentSequence}
     for lesion in study["lesions"]:
-        group = rois[f"{lesion['label_name']} lesion {lesion['lesion_id']}"]
+        group = rois[f"{study['case_id']} {lesion['label_name']} lesion {lesion['lesion_id']}"]
         values = _values(group)
         assert values["Volume"] == lesion["volume_mm3"]
         assert values["Long axis"] == lesion["inplane_long_mm"]
@@ -108,7 +124,7 @@ def _check_lesions(study: dict, rois: dict, seg: pydicom.Dataset) -> None:
 def _check_totals(study: dict, plain: dict) -> None:
     counts = {t["label_name"]: t["count"] for t in study["totals"]}
     for stats in study["statistics"]:
-        values = _values(plain[f"{stats['label_name']} total"])
+        values = _values(plain[f"{study['case_id']} {stats['label_name']} total"])
         assert values["Volume"] == stats["volume_mm3"]
         intensity = "Attenuation Coefficient" if study["modality"] == "CT" else "Image intensity"
         assert values.get(intensity) == stats["mean_intensity"]
@@ -116,8 +132,9 @@ def _check_totals(study: dict, plain: dict) -> None:
             assert values["Number of lesions"] == counts[stats["label_name"]]
 
 
-def _ct_predictions(root: Path, tmp_path: Path) -> tuple[str, Path]:
-    """A CT patient (P1) whose prediction holds an organ and three lesions; (case id, images)."""
+def _ct_predictions(root: Path, tmp_path: Path) -> tuple[str, Path, Path]:
+    """A CT patient (P1) whose prediction holds an organ and three lesions; (case id, images,
+    one source file)."""
     case = Truth.load(root / "truth.json").cases[0]
     series = root / case.image
     series = series if series.is_dir() else series.parent
@@ -128,17 +145,17 @@ def _ct_predictions(root: Path, tmp_path: Path) -> tuple[str, Path]:
     images = tmp_path / "images"
     images.mkdir()
     (images / case.case_id).symlink_to(series, target_is_directory=True)
-    return case.case_id, images
+    return case.case_id, images, sorted(series.glob("*.dcm"))[0]
 
 
 def test_cli_report_dicom_sr(synth_dir: Callable[..., Path], tmp_path: Path) -> None:
-    case_id, images = _ct_predictions(synth_dir("ct", "dicom", patients=1), tmp_path)
+    case_id, images, source = _ct_predictions(synth_dir("ct", "dicom", patients=1), tmp_path)
     out = tmp_path / "reports"
     args = ["--no-progress", "report", str(tmp_path / "pred"), "-o", str(out), "--dicom-sr"]
     result = CliRunner().invoke(app, [*args, "--images", str(images)])
     assert result.exit_code == 0, result.output
-    assert "1 DICOM SR written, 0 without" in result.output
-    sr = pydicom.dcmread(out / "P1" / f"{case_id}.sr.dcm")
+    assert "1 DICOM SR written, 0 cases without" in result.output
+    sr = pydicom.dcmread(out / "P1" / _study_file(source))
     texts = {str(e.value) for e in sr.iterall() if e.VR in ("UI", "UT")}
     seg = pydicom.dcmread(out / "P1" / f"{case_id}.seg.dcm")
     assert seg.SOPInstanceUID in texts and SHA in texts  # the SEG and the checkpoint
@@ -148,17 +165,13 @@ def test_cli_report_dicom_sr(synth_dir: Callable[..., Path], tmp_path: Path) -> 
 
 
 def test_ct_patient_with_three_lesions(synth_dir: Callable[..., Path], tmp_path: Path) -> None:
-    case_id, images = _ct_predictions(synth_dir("ct", "dicom", patients=1), tmp_path)
+    case_id, images, source = _ct_predictions(synth_dir("ct", "dicom", patients=1), tmp_path)
     out = tmp_path / "reports"
     outcomes = list(write_reports(load_prediction_set(tmp_path / "pred", images=images), out,
                                   dicom_sr=True))  # fmt: skip
-    assert [(o.status, o.dicom_sr, o.sr_error) for o in outcomes] == [
-        ("done", f"{case_id}.sr.dcm", None)
-    ]
-    sr_path, seg_path = (
-        out / "P1" / f"{case_id}.sr.dcm",
-        out / "P1" / f"{case_id}.seg.dcm",
-    )
+    name = _study_file(source)
+    assert [(o.status, o.dicom_sr, o.sr_error) for o in outcomes] == [("done", name, None)]
+    sr_path, seg_path = out / "P1" / name, out / "P1" / f"{case_id}.seg.dcm"
     assert _dciodvfy_errors(sr_path) == []
     report = json.loads((out / "P1" / "report.json").read_text())
     PatientReport.model_validate(report)
@@ -166,52 +179,85 @@ def test_ct_patient_with_three_lesions(synth_dir: Callable[..., Path], tmp_path:
     assert len(study["lesions"]) == 3 and study["image_used"]
     sr = hd.sr.srread(sr_path)
     seg = pydicom.dcmread(seg_path)
-    assert sr.StudyInstanceUID == seg.StudyInstanceUID and sr.Modality == "SR"
-    evidence = {ref.ReferencedSOPInstanceUID for s in sr.CurrentRequestedProcedureEvidenceSequence
-                for series_item in s.ReferencedSeriesSequence
-                for ref in series_item.ReferencedSOPSequence}  # fmt: skip
-    assert seg.SOPInstanceUID in evidence
+    assert sr.Modality == "SR" and _evidence(sr) == {seg.SOPInstanceUID}
+    assert sr.StudyInstanceUID == pydicom.dcmread(source).StudyInstanceUID  # the source study
     rois, plain = _groups(sr)
     assert len(rois) == 3
     _check_lesions(study, rois, seg)
     _check_totals(study, plain)
-    assert set(plain) == {"liver total", "tumour total"}  # the organ too
-    tumour = rois["tumour lesion 1"]
+    assert set(plain) == {f"{case_id} liver total", f"{case_id} tumour total"}  # the organ too
+    tumour = rois[f"{case_id} tumour lesion 1"]
     assert tumour.finding_type.meaning == "Neoplasm"  # type: ignore[attr-defined]
     assert sr.CodingSchemeIdentificationSequence[0].CodingSchemeDesignator == LOCAL_SCHEME
 
 
-def test_oct_eye_with_subfield_sites(synth_dir: Callable[..., Path], tmp_path: Path) -> None:
-    root = synth_dir("oct", "dicom", patients=1)
-    truth = Truth.load(root / "truth.json")
-    case = next(c for c in truth.cases if c.lesions)
-    source = root / case.image
-    label = read_volume(root / case.label).array.astype(np.uint8)
-    _prediction_folder(tmp_path / "pred", {case.case_id: (source, label, "P2")},
-                       truth.labels, truth.lesion_labels, "OPT")  # fmt: skip
-    out = tmp_path / "reports"
-    outcomes = list(write_reports(load_prediction_set(tmp_path / "pred"), out, dicom_sr=True))
-    assert [o.sr_error for o in outcomes] == [None]
-    sr_path = out / "P2" / f"{case.case_id}.sr.dcm"
-    assert _dciodvfy_errors(sr_path) == []
-    (study,) = json.loads((out / "P2" / "report.json").read_text())["studies"]
-    sr = hd.sr.srread(sr_path)
-    seg = pydicom.dcmread(out / "P2" / f"{case.case_id}.seg.dcm")
-    rois, plain = _groups(sr)
-    assert len(rois) == len(study["lesions"]) > 0
+def _check_oct_case(study: dict, rois: dict, plain: dict, seg: pydicom.Dataset) -> None:
+    """One eye's groups in its visit's SR: numbers, its own SEG, its eye as finding site."""
     _check_lesions(study, rois, seg)
     _check_totals(study, plain)
     side = {"OD": "Right", "OS": "Left"}[study["laterality"]]
     for lesion in study["lesions"]:
-        (site,) = rois[f"{lesion['label_name']} lesion {lesion['lesion_id']}"].finding_sites
+        key = f"{study['case_id']} {lesion['label_name']} lesion {lesion['lesion_id']}"
+        (site,) = rois[key].finding_sites
         assert site.value.meaning == "Retina" and site.laterality.meaning == side
         assert site.topographical_modifier.scheme_designator == LOCAL_SCHEME
         assert lesion["etdrs_subfield"].split("_")[-1] in site.topographical_modifier.meaning
+    for stats in study["statistics"]:
+        (site,) = plain[f"{study['case_id']} {stats['label_name']} total"].finding_sites
+        assert site.laterality.meaning == side
     for sub in study["oct"]["etdrs"]:
         for name, volume_nl in sub["fluid_nl"].items():
-            group = plain[f"{name} in {sub['name']}"]
+            group = plain[f"{study['case_id']} {name} in {sub['name']}"]
             (measurement,) = group.get_measurements()
             assert measurement.value == volume_nl and measurement.unit.value == "nL"
+            assert group.finding_sites[0].laterality.meaning == side
+
+
+def test_oct_visits_with_both_eyes(synth_dir: Callable[..., Path], tmp_path: Path) -> None:
+    """Patient 0 of seed 0 has both eyes scanned at each of two visits: one SR per visit, each
+    holding both eyes, each eye's groups referencing its own SEG."""
+    root = synth_dir("oct", "dicom", patients=1, visits=2)
+    truth = Truth.load(root / "truth.json")
+    cases = {c.case_id: (root / c.image, read_volume(root / c.label).array.astype(np.uint8), "P2")
+             for c in truth.cases}  # fmt: skip
+    _prediction_folder(tmp_path / "pred", cases, truth.labels, truth.lesion_labels, "OPT")
+    out = tmp_path / "reports"
+    outcomes = list(write_reports(load_prediction_set(tmp_path / "pred"), out, dicom_sr=True))
+    files = {case_id: _study_file(source) for case_id, (source, _, _) in cases.items()}
+    assert {o.case_id: o.dicom_sr for o in outcomes} == files
+    assert len(set(files.values())) == 2 and len(files) == 4  # two visits, two eyes each
+    studies = {s["case_id"]: s for s in json.loads((out / "P2" / "report.json").read_text())
+               ["studies"]}  # fmt: skip
+    for name in set(files.values()):
+        assert _dciodvfy_errors(out / "P2" / name) == []
+        sr = hd.sr.srread(out / "P2" / name)
+        visit = sorted(case_id for case_id, file in files.items() if file == name)
+        assert [studies[c]["laterality"] for c in visit] == ["OD", "OS"]
+        segs = {c: pydicom.dcmread(out / "P2" / f"{c}.seg.dcm") for c in visit}
+        assert _evidence(sr) == {seg.SOPInstanceUID for seg in segs.values()}
+        assert sr.StudyInstanceUID == pydicom.dcmread(cases[visit[0]][0]).StudyInstanceUID
+        rois, plain = _groups(sr)
+        assert len(rois) == sum(len(studies[c]["lesions"]) for c in visit) > 0
+        for case_id in visit:
+            assert studies[case_id]["lesions"]
+            _check_oct_case(studies[case_id], rois, plain, segs[case_id])
+
+
+def test_study_file_names_are_stable_and_safe() -> None:
+    """Same study, same name; two studies on one day differ; a bad date is not a file name."""
+    seg = pydicom.Dataset()
+    seg.StudyDate, seg.StudyInstanceUID = "20240115", "1.2.826.0.1.1"
+    other = pydicom.Dataset()
+    other.StudyDate, other.StudyInstanceUID = "20240115", "1.2.826.0.1.2"
+    expected = "2024-01-15_" + hashlib.sha256(b"1.2.826.0.1.1").hexdigest()[:8] + ".sr.dcm"
+    assert sr_file_name(seg) == expected
+    assert sr_file_name(other) != expected
+    with warnings.catch_warnings():  # pydicom warns of the invalid DA a scanner might write
+        warnings.simplefilter("ignore")
+        seg.StudyDate = "../x/2024"
+    assert sr_file_name(seg).startswith("undated_")
+    del seg.StudyDate
+    assert sr_file_name(seg).startswith("undated_")
 
 
 def test_no_seg_means_no_sr_and_says_why(synth_dir: Callable[..., Path], tmp_path: Path) -> None:
